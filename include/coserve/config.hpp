@@ -1,0 +1,133 @@
+// Configuration: endpoint and duration syntax, INI sections, and the validated
+// server and instance settings. Everything here is plain data, parsed once at
+// start-up on the main thread; nothing is shared with the event loop until the
+// Server is built from a finished Config.
+#pragma once
+
+#include <boost/asio/ip/address.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace coserve {
+
+class Service;
+
+using Duration = std::chrono::milliseconds;
+
+// A configuration mistake. what() is one line naming the file, section and key.
+// coserved exits with status 2 on it.
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// `host:port`, `[v6addr]:port` or `*:port` (all interfaces, IPv4 and IPv6).
+// Port 0 asks the OS for a free port. Hosts are numeric: nothing is resolved.
+struct Endpoint {
+    boost::asio::ip::address address;  // unspecified when `any`
+    std::uint16_t port = 0;
+    bool any = false;
+
+    std::string to_string() const;
+    bool operator==(const Endpoint&) const = default;
+    // True when binding both would collide (same port, same address or a wildcard).
+    bool overlaps(const Endpoint& other) const;
+};
+
+// Parsers for single values; they throw std::invalid_argument with a short reason.
+Endpoint parse_endpoint(std::string_view text);
+std::vector<Endpoint> parse_endpoint_list(std::string_view text);  // comma-separated
+Duration parse_duration(std::string_view text);  // 250ms, 30s, 5m, 1h; bare 0 allowed
+std::string format_duration(Duration d);
+
+// One INI section's keys, consumed by whoever understands them (the framework's
+// common keys, then the service's own). Each accessor validates, records the
+// effective value for --check-config, and marks the key as known; finish()
+// rejects the keys nobody asked for. Errors throw ConfigError naming
+// file, section and key.
+class Section {
+public:
+    Section(std::string file, std::string name, std::vector<std::pair<std::string, std::string>> values);
+
+    const std::string& name() const { return name_; }
+
+    long long integer(std::string_view key, long long def, long long min, long long max);
+    Duration duration(std::string_view key, Duration def, Duration min = Duration::zero(),
+                      Duration max = std::chrono::hours(24 * 365));
+    bool boolean(std::string_view key, bool def);
+    std::string string(std::string_view key, std::string_view def);
+    std::string choice(std::string_view key, std::string_view def, std::initializer_list<std::string_view> allowed);
+    std::vector<Endpoint> endpoints(std::string_view key);  // absent = empty list
+
+    // The raw text of a key, or nullopt; marks it known without recording it.
+    std::optional<std::string> raw(std::string_view key);
+
+    [[noreturn]] void fail(std::string_view key, std::string_view message) const;
+    void finish() const;  // throws on the first key that no accessor asked for
+
+    // key = value pairs, in the order asked, with defaults filled in.
+    const std::vector<std::pair<std::string, std::string>>& effective() const { return effective_; }
+
+private:
+    const std::string* find(std::string_view key);
+    void record(std::string_view key, std::string value);
+
+    std::string file_;
+    std::string name_;
+    std::vector<std::pair<std::string, std::string>> values_;
+    std::vector<bool> used_;
+    std::vector<std::pair<std::string, std::string>> effective_;
+};
+
+enum class Severity { trace, debug, info, warning, error, fatal };
+Severity parse_severity(std::string_view text);  // throws std::invalid_argument
+std::string_view severity_name(Severity s);
+
+// [server]
+struct ServerConfig {
+    int threads = 1;
+    Severity log_level = Severity::info;
+    Duration shutdown_grace = std::chrono::seconds(5);
+    long long max_connections = 10000;
+};
+
+// Keys every instance has, whatever its service.
+struct InstanceOptions {
+    std::vector<Endpoint> tcp;
+    std::vector<Endpoint> udp;
+    bool enabled = true;
+    long long max_connections = 1000;
+    Duration idle_timeout = std::chrono::seconds(300);
+    std::size_t max_line = 8192;
+};
+
+struct InstanceConfig {
+    std::string name;          // the section name
+    std::string service_type;  // `service` key, or the section name
+    InstanceOptions options;
+    std::shared_ptr<Service> service;  // built from the section; shared by the instance's sessions
+    std::vector<std::pair<std::string, std::string>> effective;
+};
+
+struct Config {
+    std::string file;
+    ServerConfig server;
+    std::vector<InstanceConfig> instances;  // enabled and disabled, in file order
+};
+
+// Reads and validates a whole configuration. Throws ConfigError.
+Config load_config_file(const std::string& path);
+Config load_config_text(std::string_view text, const std::string& name = "<config>");
+
+// The effective configuration, as printed by `coserved --check-config`.
+std::string describe(const Config& config);
+
+}  // namespace coserve

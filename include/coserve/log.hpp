@@ -1,0 +1,59 @@
+// Logging: one line per record, with time, severity, instance and peer.
+// Backed by Boost.Log (src/log.cpp); this header keeps Boost.Log out of the
+// translation units that only write records. Thread-safe.
+//
+//     COSERVE_LOG(Severity::info, "echo", "127.0.0.1:5000") << "hello " << 42;
+//
+// The stream expression is evaluated only when the severity is enabled.
+#pragma once
+
+#include <coserve/config.hpp>
+
+#include <boost/asio/ip/address.hpp>
+
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace coserve::log {
+
+// Sets up the stderr sink. Safe to call more than once (later calls only change the level).
+void init(Severity level);
+void set_level(Severity level);
+bool enabled(Severity level) noexcept;
+void write(Severity level, std::string_view instance, std::string_view peer, std::string_view message);
+
+// Numeric `addr:port`, `[v6]:port`; IPv4-mapped IPv6 is shown as IPv4. Never resolves names.
+std::string format_address(const boost::asio::ip::address& address, unsigned short port);
+template <class Endpoint>
+std::string format_endpoint(const Endpoint& e) {
+    return format_address(e.address(), e.port());
+}
+
+// Accumulates one record and writes it when destroyed.
+class Line {
+public:
+    Line(Severity level, std::string_view instance, std::string_view peer)
+        : level_(level), instance_(instance), peer_(peer) {}
+    Line(const Line&) = delete;
+    Line& operator=(const Line&) = delete;
+    ~Line() { write(level_, instance_, peer_, out_.str()); }
+
+    template <class T>
+    Line& operator<<(const T& value) {
+        out_ << value;
+        return *this;
+    }
+
+private:
+    Severity level_;
+    std::string_view instance_;
+    std::string_view peer_;
+    std::ostringstream out_;
+};
+
+}  // namespace coserve::log
+
+#define COSERVE_LOG(level, instance, peer)                                                        \
+    for (bool coserve_log_once_ = ::coserve::log::enabled(level); coserve_log_once_; coserve_log_once_ = false) \
+    ::coserve::log::Line((level), (instance), (peer))

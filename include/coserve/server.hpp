@@ -1,0 +1,62 @@
+// The server: one io_context (run by `threads` threads), the configured
+// instances with their TCP listeners and UDP endpoints, and shutdown.
+//
+// Life: construct from a validated Config; start() binds every endpoint (all
+// or nothing: on failure nothing stays bound and it throws BindError); run()
+// serves until stop() or SIGINT/SIGTERM, then stops the listeners at once,
+// lets open connections finish for up to shutdown_grace, cancels the rest,
+// and returns.
+//
+// Threading: start() and run() are called from one thread; stop() and the
+// accessors are safe from any thread.
+#pragma once
+
+#include <coserve/config.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coserve {
+
+// A runtime failure to bind or listen (port in use, permission). Exit status 1.
+struct BindError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct ServerOptions {
+    bool handle_signals = true;  // install SIGINT/SIGTERM handlers (off for in-process tests)
+};
+
+class Server {
+public:
+    explicit Server(Config config, ServerOptions options = {});
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    void start();
+    void run();
+    void stop();  // begin graceful shutdown; thread-safe, idempotent
+
+    // The bound addresses of an instance (useful with port 0).
+    std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints(std::string_view instance) const;
+    std::vector<boost::asio::ip::udp::endpoint> udp_endpoints(std::string_view instance) const;
+
+    // Open TCP connections, process-wide.
+    long long connections() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Raises the soft RLIMIT_NOFILE to the hard limit; returns the resulting soft limit.
+long long raise_file_limit() noexcept;
+
+}  // namespace coserve

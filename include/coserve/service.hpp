@@ -1,0 +1,61 @@
+// The service interface: what a protocol implements, and how it is registered.
+//
+// A service type is a name plus a factory. The factory reads the service's own
+// keys from its INI section (the framework has already taken the common ones:
+// tcp, udp, enabled, max_connections, idle_timeout, max_line) and returns one
+// Service object per configured instance.
+//
+// Threading: serve() runs once per TCP connection, each in its own coroutine;
+// datagram() runs on the UDP endpoint's receive loop. With `threads > 1` calls
+// for different connections run concurrently, so a Service must treat its own
+// members as read-only after construction (or guard what it shares).
+//
+// Adding a service: write services/NAME.cpp defining
+//     extern const coserve::ServiceType NAME_service = {"NAME", factory};
+// and add one line `COSERVE_SERVICE(NAME)` to services/services.def.
+#pragma once
+
+#include <coserve/config.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace coserve {
+
+class Connection;
+
+class Service {
+public:
+    virtual ~Service() = default;
+
+    // One TCP connection, from accept to close. Returning (or throwing) closes
+    // it; the framework logs the close and counts bytes. A std::system_error
+    // from a normal close (EOF, reset, cancellation) is not logged as an error.
+    virtual boost::asio::awaitable<void> serve(Connection& connection);
+
+    // One UDP datagram. Write the reply into `reply` (65507 bytes, reused for
+    // every datagram) and return its length, or return no_reply. Must not block.
+    static constexpr std::size_t no_reply = static_cast<std::size_t>(-1);
+    virtual std::size_t datagram(std::span<const char> request, const boost::asio::ip::udp::endpoint& from,
+                                 std::span<char> reply);
+};
+
+struct ServiceType {
+    std::string_view name;
+    // Reads the service's own keys from `section` (throwing ConfigError on bad
+    // values) and builds the instance's Service.
+    std::unique_ptr<Service> (*create)(Section& section, const InstanceOptions& options);
+    bool tcp = true;  // whether the protocol has a TCP side
+    bool udp = true;  // ... and a UDP side
+};
+
+// The built-in service types (services/services.def), or nullptr.
+const ServiceType* find_service_type(std::string_view name);
+std::span<const ServiceType* const> service_types();
+
+}  // namespace coserve

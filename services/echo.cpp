@@ -1,0 +1,35 @@
+// echo, RFC 862: every byte comes back unchanged, over TCP and UDP.
+#include <coserve/connection.hpp>
+#include <coserve/service.hpp>
+
+#include <array>
+#include <cstring>
+
+namespace coserve::services {
+namespace {
+
+class Echo final : public Service {
+public:
+    boost::asio::awaitable<void> serve(Connection& c) override {
+        // One read, then its whole write: while the client does not read, we
+        // do not read either, so its backlog stays in the kernel's buffers.
+        std::array<char, 16384> buffer;
+        while (std::size_t n = co_await c.read_some(boost::asio::buffer(buffer)))
+            co_await c.write(boost::asio::buffer(buffer.data(), n));
+        c.shutdown_send();  // the client half-closed and everything is echoed
+    }
+
+    std::size_t datagram(std::span<const char> in, const boost::asio::ip::udp::endpoint&,
+                         std::span<char> out) override {
+        if (in.size() > out.size()) return no_reply;
+        std::memcpy(out.data(), in.data(), in.size());
+        return in.size();
+    }
+};
+
+}  // namespace
+
+extern const ServiceType echo_service{
+    "echo", [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Echo>(); }};
+
+}  // namespace coserve::services

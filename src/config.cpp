@@ -1,0 +1,432 @@
+// INI configuration: syntax through Boost.Program_options, values validated here.
+#include <coserve/config.hpp>
+#include <coserve/service.hpp>
+
+#include <boost/program_options/parsers.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+namespace coserve {
+namespace {
+
+namespace po = boost::program_options;
+namespace ip = boost::asio::ip;
+
+std::string quoted(std::string_view s) {
+    return '"' + std::string(s) + '"';
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+    return s;
+}
+
+bool parse_unsigned(std::string_view s, unsigned long long& out) {
+    if (s.empty()) return false;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+// ---- endpoints -------------------------------------------------------------
+
+std::string Endpoint::to_string() const {
+    if (any) return "*:" + std::to_string(port);
+    if (address.is_v6()) return "[" + address.to_string() + "]:" + std::to_string(port);
+    return address.to_string() + ":" + std::to_string(port);
+}
+
+bool Endpoint::overlaps(const Endpoint& o) const {
+    if (port == 0 || port != o.port) return false;
+    return any || o.any || address == o.address;
+}
+
+Endpoint parse_endpoint(std::string_view text) {
+    text = trim(text);
+    Endpoint e;
+    std::string_view host, port;
+    if (text.starts_with('[')) {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) throw std::invalid_argument("missing ']' in " + quoted(text));
+        host = text.substr(1, close - 1);
+        auto rest = text.substr(close + 1);
+        if (!rest.starts_with(':')) throw std::invalid_argument("expected ':port' after ']' in " + quoted(text));
+        port = rest.substr(1);
+        boost::system::error_code ec;
+        auto a = ip::make_address_v6(std::string(host), ec);
+        if (ec) throw std::invalid_argument("bad IPv6 address " + quoted(host));
+        e.address = a;
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string_view::npos)
+            throw std::invalid_argument("expected host:port, got " + quoted(text));
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            throw std::invalid_argument("IPv6 addresses need brackets, e.g. [::1]:7007, got " + quoted(text));
+        if (host == "*") {
+            e.any = true;
+        } else {
+            boost::system::error_code ec;
+            auto a = ip::make_address_v4(std::string(host), ec);
+            if (ec)
+                throw std::invalid_argument("host must be a numeric address (names are not resolved), got " +
+                                            quoted(host));
+            e.address = a;
+        }
+    }
+    unsigned long long p = 0;
+    if (!parse_unsigned(port, p) || p > 65535)
+        throw std::invalid_argument("bad port " + quoted(port) + " (expected 0-65535)");
+    e.port = static_cast<std::uint16_t>(p);
+    return e;
+}
+
+std::vector<Endpoint> parse_endpoint_list(std::string_view text) {
+    std::vector<Endpoint> out;
+    if (trim(text).empty()) return out;
+    std::size_t start = 0;
+    while (true) {
+        auto comma = text.find(',', start);
+        auto item = trim(text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+        if (item.empty()) throw std::invalid_argument("empty item in endpoint list " + quoted(text));
+        Endpoint e = parse_endpoint(item);
+        for (const auto& prev : out)
+            if (prev.overlaps(e) || prev == e) throw std::invalid_argument(e.to_string() + " listed twice");
+        out.push_back(e);
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
+// ---- durations -------------------------------------------------------------
+
+Duration parse_duration(std::string_view text) {
+    text = trim(text);
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    unsigned long long n = 0;
+    if (digits == 0 || !parse_unsigned(text.substr(0, digits), n))
+        throw std::invalid_argument("bad duration " + quoted(text) + " (expected e.g. 250ms, 30s, 5m, 1h)");
+    auto unit = text.substr(digits);
+    unsigned long long ms_per = 0;
+    if (unit == "ms") ms_per = 1;
+    else if (unit == "s") ms_per = 1000;
+    else if (unit == "m") ms_per = 60'000;
+    else if (unit == "h") ms_per = 3'600'000;
+    else if (unit.empty() && n == 0) ms_per = 1;
+    else
+        throw std::invalid_argument("bad duration " + quoted(text) + " (units: ms, s, m, h)");
+    if (n > static_cast<unsigned long long>(std::numeric_limits<long long>::max()) / ms_per)
+        throw std::invalid_argument("duration " + quoted(text) + " is too large");
+    return Duration(static_cast<long long>(n * ms_per));
+}
+
+std::string format_duration(Duration d) {
+    auto ms = d.count();
+    if (ms == 0) return "0";
+    if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+    if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+
+// ---- severities ------------------------------------------------------------
+
+namespace {
+constexpr std::string_view severity_names[] = {"trace", "debug", "info", "warning", "error", "fatal"};
+}
+
+Severity parse_severity(std::string_view text) {
+    for (std::size_t i = 0; i < std::size(severity_names); ++i)
+        if (text == severity_names[i]) return static_cast<Severity>(i);
+    throw std::invalid_argument("unknown log level " + quoted(text) +
+                                " (expected trace, debug, info, warning, error or fatal)");
+}
+
+std::string_view severity_name(Severity s) {
+    return severity_names[static_cast<std::size_t>(s)];
+}
+
+// ---- sections --------------------------------------------------------------
+
+Section::Section(std::string file, std::string name, std::vector<std::pair<std::string, std::string>> values)
+    : file_(std::move(file)), name_(std::move(name)), values_(std::move(values)), used_(values_.size(), false) {}
+
+void Section::fail(std::string_view key, std::string_view message) const {
+    std::string where = file_ + ": [" + name_ + "]";
+    if (!key.empty()) where += " " + std::string(key);
+    throw ConfigError(where + ": " + std::string(message));
+}
+
+const std::string* Section::find(std::string_view key) {
+    const std::string* found = nullptr;
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+        if (values_[i].first != key) continue;
+        if (found) fail(key, "set more than once");
+        used_[i] = true;
+        found = &values_[i].second;
+    }
+    return found;
+}
+
+void Section::record(std::string_view key, std::string value) {
+    effective_.emplace_back(std::string(key), std::move(value));
+}
+
+std::optional<std::string> Section::raw(std::string_view key) {
+    if (auto v = find(key)) return *v;
+    return std::nullopt;
+}
+
+long long Section::integer(std::string_view key, long long def, long long min, long long max) {
+    long long value = def;
+    if (auto v = find(key)) {
+        auto t = trim(*v);
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+        if (t.empty() || ec != std::errc() || p != t.data() + t.size() || value < min || value > max)
+            fail(key, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
+                          quoted(*v));
+    }
+    record(key, std::to_string(value));
+    return value;
+}
+
+Duration Section::duration(std::string_view key, Duration def, Duration min, Duration max) {
+    Duration value = def;
+    if (auto v = find(key)) {
+        try {
+            value = parse_duration(*v);
+        } catch (const std::invalid_argument& e) {
+            fail(key, e.what());
+        }
+        if (value < min || value > max)
+            fail(key, "expected a duration from " + format_duration(min) + " to " + format_duration(max) + ", got " +
+                          quoted(*v));
+    }
+    record(key, format_duration(value));
+    return value;
+}
+
+bool Section::boolean(std::string_view key, bool def) {
+    bool value = def;
+    if (auto v = find(key)) {
+        auto t = trim(*v);
+        if (t == "true" || t == "yes" || t == "on" || t == "1") value = true;
+        else if (t == "false" || t == "no" || t == "off" || t == "0") value = false;
+        else fail(key, "expected true or false, got " + quoted(*v));
+    }
+    record(key, value ? "true" : "false");
+    return value;
+}
+
+std::string Section::string(std::string_view key, std::string_view def) {
+    std::string value(def);
+    if (auto v = find(key)) {
+        std::string_view t = trim(*v);
+        if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
+        value = t;
+    }
+    record(key, quoted(value));
+    return value;
+}
+
+std::string Section::choice(std::string_view key, std::string_view def, std::initializer_list<std::string_view> allowed) {
+    std::string value(def);
+    if (auto v = find(key)) {
+        auto t = trim(*v);
+        if (std::find(allowed.begin(), allowed.end(), t) == allowed.end()) {
+            std::string list;
+            for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            fail(key, "expected one of " + list + ", got " + quoted(*v));
+        }
+        value = t;
+    }
+    record(key, value);
+    return value;
+}
+
+std::vector<Endpoint> Section::endpoints(std::string_view key) {
+    std::vector<Endpoint> out;
+    if (auto v = find(key)) {
+        try {
+            out = parse_endpoint_list(*v);
+        } catch (const std::invalid_argument& e) {
+            fail(key, e.what());
+        }
+    }
+    std::string text;
+    for (const auto& e : out) text += (text.empty() ? "" : ", ") + e.to_string();
+    record(key, text.empty() ? "(none)" : text);
+    return out;
+}
+
+void Section::finish() const {
+    for (std::size_t i = 0; i < values_.size(); ++i)
+        if (!used_[i]) fail(values_[i].first, "unknown key");
+}
+
+// ---- whole files -----------------------------------------------------------
+
+namespace {
+
+// Program_options' INI parser knows '#' comments only; coserve also accepts
+// ';' comments (at the start of a line or after whitespace, so values may hold
+// a ';' that follows a non-blank). Section headers are noted here too, so
+// sections without keys still count and file order is kept.
+std::string strip_comments(std::string_view text, std::vector<std::string>& sections) {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        auto nl = text.find('\n', pos);
+        auto line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            if ((line[i] == ';' || line[i] == '#') && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+                line = line.substr(0, i);
+                break;
+            }
+        }
+        auto t = trim(line);
+        if (t.size() >= 2 && t.front() == '[' && t.back() == ']') sections.emplace_back(trim(t.substr(1, t.size() - 2)));
+        out.append(line);
+        out.push_back('\n');
+        if (nl == std::string_view::npos) break;
+        pos = nl + 1;
+    }
+    return out;
+}
+
+void check_conflicts(const Config& config) {
+    struct Use {
+        const InstanceConfig* instance;
+        Endpoint endpoint;
+    };
+    for (const char* proto : {"tcp", "udp"}) {
+        std::vector<Use> seen;
+        for (const auto& inst : config.instances) {
+            if (!inst.options.enabled) continue;
+            const auto& list = std::string_view(proto) == "tcp" ? inst.options.tcp : inst.options.udp;
+            for (const auto& e : list) {
+                for (const auto& u : seen)
+                    if (u.endpoint.overlaps(e))
+                        throw ConfigError(config.file + ": [" + inst.name + "] " + proto + ": " + e.to_string() +
+                                          " is already used by [" + u.instance->name + "] (" +
+                                          u.endpoint.to_string() + ")");
+                seen.push_back({&inst, e});
+            }
+        }
+    }
+}
+
+InstanceConfig load_instance(Section& s) {
+    InstanceConfig inst;
+    inst.name = s.name();
+    auto type_name = s.raw("service");
+    inst.service_type = type_name ? std::string(trim(*type_name)) : s.name();
+    const ServiceType* type = find_service_type(inst.service_type);
+    if (!type) {
+        std::string known;
+        for (const auto* t : service_types()) known += (known.empty() ? "" : ", ") + std::string(t->name);
+        if (type_name) s.fail("service", "unknown service type " + quoted(inst.service_type) + " (known: " + known + ")");
+        s.fail("", "unknown service type " + quoted(inst.service_type) +
+                       "; name a known one with `service = TYPE` (known: " + known + ")");
+    }
+    auto& o = inst.options;
+    o.enabled = s.boolean("enabled", true);
+    o.tcp = s.endpoints("tcp");
+    o.udp = s.endpoints("udp");
+    if (!type->tcp && !o.tcp.empty()) s.fail("tcp", "the " + inst.service_type + " service has no TCP side");
+    if (!type->udp && !o.udp.empty()) s.fail("udp", "the " + inst.service_type + " service has no UDP side");
+    o.max_connections = s.integer("max_connections", 1000, 1, 10'000'000);
+    o.idle_timeout = s.duration("idle_timeout", std::chrono::seconds(300));
+    o.max_line = static_cast<std::size_t>(s.integer("max_line", 8192, 1, 64 << 20));
+    inst.service = type->create(s, o);
+    s.finish();
+    inst.effective = s.effective();
+    return inst;
+}
+
+}  // namespace
+
+Config load_config_text(std::string_view text, const std::string& name) {
+    Config config;
+    config.file = name;
+    std::vector<std::string> order;
+    std::istringstream in(strip_comments(text, order));
+    po::parsed_options parsed(nullptr);
+    try {
+        parsed = po::parse_config_file(in, po::options_description(), true);
+    } catch (const po::error& e) {
+        throw ConfigError(name + ": " + e.what());
+    }
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> values;
+    for (const auto& opt : parsed.options) {
+        auto dot = opt.string_key.rfind('.');
+        if (dot == std::string::npos)
+            throw ConfigError(name + ": key " + quoted(opt.string_key) + " is outside any [section]");
+        values[opt.string_key.substr(0, dot)].emplace_back(opt.string_key.substr(dot + 1),
+                                                           opt.value.empty() ? std::string() : opt.value.front());
+    }
+    std::vector<std::string> unique;
+    for (const auto& sec : order) {
+        if (sec.empty()) throw ConfigError(name + ": empty section name []");
+        if (std::find(unique.begin(), unique.end(), sec) != unique.end())
+            throw ConfigError(name + ": [" + sec + "] appears more than once");
+        unique.push_back(sec);
+    }
+
+    Section server(name, "server", values["server"]);
+    config.server.threads = static_cast<int>(server.integer("threads", 1, 1, 256));
+    try {
+        config.server.log_level = parse_severity(server.choice(
+            "log_level", "info", {"trace", "debug", "info", "warning", "error", "fatal"}));
+    } catch (const std::invalid_argument& e) {
+        server.fail("log_level", e.what());
+    }
+    config.server.shutdown_grace = server.duration("shutdown_grace", std::chrono::seconds(5), Duration::zero(),
+                                                   std::chrono::hours(1));
+    config.server.max_connections = server.integer("max_connections", 10000, 1, 10'000'000);
+    server.finish();
+
+    for (const auto& sec : unique) {
+        if (sec == "server") continue;
+        Section s(name, sec, values[sec]);
+        config.instances.push_back(load_instance(s));
+    }
+    check_conflicts(config);
+    return config;
+}
+
+Config load_config_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
+    std::ostringstream text;
+    text << in.rdbuf();
+    return load_config_text(text.str(), path);
+}
+
+std::string describe(const Config& config) {
+    std::ostringstream out;
+    out << "[server] threads = " << config.server.threads << ", log_level = " << severity_name(config.server.log_level)
+        << ", shutdown_grace = " << format_duration(config.server.shutdown_grace)
+        << ", max_connections = " << config.server.max_connections << "\n";
+    for (const auto& inst : config.instances) {
+        out << "[" << inst.name << "] service " << inst.service_type
+            << (inst.options.enabled ? "" : " (disabled)") << "\n";
+        for (const auto& [k, v] : inst.effective) out << "    " << k << " = " << v << "\n";
+    }
+    return out.str();
+}
+
+}  // namespace coserve

@@ -1,0 +1,85 @@
+#include <coserve/connection.hpp>
+
+#include "instance.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace coserve {
+
+namespace asio = boost::asio;
+
+Connection::Connection(asio::ip::tcp::socket socket, detail::Instance& instance, detail::SessionSlot& slot)
+    : socket_(std::move(socket)), instance_(instance), slot_(slot), read_timer_(socket_.get_executor()) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    peer_ = ec ? std::string("?") : log::format_endpoint(ep);
+    touch();
+}
+
+Connection::~Connection() = default;
+
+const std::string& Connection::instance_name() const noexcept {
+    return instance_.config.name;
+}
+
+const InstanceOptions& Connection::options() const noexcept {
+    return instance_.config.options;
+}
+
+void Connection::touch() noexcept {
+    slot_.last_activity.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
+asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) {
+    auto [ec, n] = co_await socket_.async_read_some(buffer, asio::as_tuple(asio::use_awaitable));
+    bytes_in_ += n;
+    touch();
+    if (ec == asio::error::eof) co_return 0;
+    if (ec) throw boost::system::system_error(ec, "read");
+    co_return n;
+}
+
+asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::mutable_buffer buffer, Duration timeout) {
+    // The timer's handler cancels the socket's pending operations when it
+    // fires for this read (generation check). timer_handlers_ lets quiesce()
+    // wait for a handler that is already queued, so none outlives *this.
+    const unsigned generation = ++read_generation_;
+    timed_out_ = false;
+    read_timer_.expires_after(timeout);
+    ++timer_handlers_;
+    read_timer_.async_wait([this, generation](boost::system::error_code ec) {
+        --timer_handlers_;
+        if (!ec && generation == read_generation_) {
+            timed_out_ = true;
+            boost::system::error_code ignored;
+            socket_.cancel(ignored);
+        }
+    });
+    auto [ec, n] = co_await socket_.async_read_some(buffer, asio::as_tuple(asio::use_awaitable));
+    ++read_generation_;
+    read_timer_.cancel();
+    if (ec == asio::error::operation_aborted && timed_out_) co_return std::nullopt;
+    bytes_in_ += n;
+    touch();
+    if (ec == asio::error::eof) co_return 0;
+    if (ec) throw boost::system::system_error(ec, "read");
+    co_return n;
+}
+
+void Connection::shutdown_send() noexcept {
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> Connection::quiesce() {
+    read_timer_.cancel();
+    while (timer_handlers_ > 0) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+}
+
+bool is_normal_close(const boost::system::error_code& ec) noexcept {
+    namespace e = asio::error;
+    return ec == e::eof || ec == e::connection_reset || ec == e::broken_pipe || ec == e::operation_aborted ||
+           ec == e::connection_aborted || ec == e::not_connected || ec == e::bad_descriptor || ec == e::timed_out;
+}
+
+}  // namespace coserve

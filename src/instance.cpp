@@ -1,0 +1,62 @@
+#include "instance.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+namespace coserve::detail {
+
+namespace asio = boost::asio;
+
+Instance::Instance(InstanceConfig config, ServerState& server) : config(std::move(config)), server(server) {}
+
+SessionSlot& Instance::add_session(asio::any_io_executor executor) {
+    std::lock_guard lock(mutex_);
+    const auto id = next_id_++;
+    auto& slot = sessions_[id];
+    slot.id = id;
+    slot.executor = std::move(executor);
+    return slot;
+}
+
+void Instance::remove_session(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(id);
+}
+
+std::size_t Instance::session_count() {
+    std::lock_guard lock(mutex_);
+    return sessions_.size();
+}
+
+void Instance::cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason) {
+    std::vector<std::pair<std::uint64_t, asio::any_io_executor>> targets;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [id, slot] : sessions_)
+            if (!slot.finished && !slot.cancel_reason && pick(slot)) targets.emplace_back(id, slot.executor);
+    }
+    for (auto& [id, executor] : targets) {
+        asio::post(executor, [this, id = id, reason] {
+            // On the session's executor: its coroutine is not running, and
+            // its slot cannot be erased while we hold the lock.
+            std::lock_guard lock(mutex_);
+            auto it = sessions_.find(id);
+            if (it == sessions_.end() || it->second.finished) return;
+            it->second.cancel_reason = reason;
+            it->second.signal.emit(asio::cancellation_type::terminal);
+        });
+    }
+}
+
+ServerState::ServerState(asio::io_context& ioc, const ServerConfig& config)
+    : ioc(ioc),
+      config(config),
+      control(config.threads > 1 ? asio::any_io_executor(asio::make_strand(ioc))
+                                 : asio::any_io_executor(ioc.get_executor())) {}
+
+asio::any_io_executor ServerState::connection_executor() {
+    if (config.threads > 1) return asio::make_strand(ioc);
+    return ioc.get_executor();
+}
+
+}  // namespace coserve::detail

@@ -1,0 +1,96 @@
+// Internal: the running state of one configured instance and the registry of
+// its live TCP sessions (for the idle sweep and for shutdown).
+#pragma once
+
+#include <coserve/config.hpp>
+#include <coserve/service.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace coserve::detail {
+
+struct Counters {
+    std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> rejected{0};  // closed at once: a connection limit was reached
+    std::atomic<std::uint64_t> closed{0};
+    std::atomic<std::uint64_t> idle_closed{0};
+    std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> bytes_in{0};
+    std::atomic<std::uint64_t> bytes_out{0};
+    std::atomic<std::uint64_t> datagrams_in{0};
+    std::atomic<std::uint64_t> datagrams_out{0};
+    std::atomic<long long> active{0};
+};
+
+// Registry entry of one TCP session. Created before the session coroutine is
+// spawned and erased by its completion handler, so the cancellation signal
+// bound to the coroutine outlives it. Touched only on the session's executor,
+// except `last_activity` (atomic) which the sweep reads.
+struct SessionSlot {
+    std::uint64_t id = 0;
+    boost::asio::any_io_executor executor;
+    boost::asio::cancellation_signal signal;
+    std::atomic<std::chrono::steady_clock::rep> last_activity{0};
+    std::atomic<bool> finished{false};    // the coroutine has returned; emit nothing any more
+    const char* cancel_reason = nullptr;  // why the framework cancelled it, for the close log line
+};
+
+class ServerState;
+
+struct Instance {
+    Instance(InstanceConfig config, ServerState& server);
+
+    InstanceConfig config;
+    ServerState& server;
+    Counters counters;
+
+    std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+    std::vector<boost::asio::ip::udp::socket> udp_sockets;
+    std::vector<boost::asio::ip::tcp::endpoint> tcp_bound;  // what start() bound (port 0 resolved)
+    std::vector<boost::asio::ip::udp::endpoint> udp_bound;
+    std::unique_ptr<boost::asio::steady_timer> sweep_timer;  // on the server's control executor
+
+    SessionSlot& add_session(boost::asio::any_io_executor executor);
+    void remove_session(std::uint64_t id);
+    // Terminal cancellation of the sessions for which `pick` is true; the
+    // signal is emitted on each session's own executor. Thread-safe.
+    void cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason);
+    std::size_t session_count();
+
+private:
+    std::mutex mutex_;
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<std::uint64_t, SessionSlot> sessions_;
+};
+
+// Process-wide state shared by the instances.
+class ServerState {
+public:
+    ServerState(boost::asio::io_context& ioc, const ServerConfig& config);
+
+    boost::asio::io_context& ioc;
+    ServerConfig config;
+    // Listeners, sweeps, signals and shutdown run here (a strand when threads > 1).
+    boost::asio::any_io_executor control;
+    std::atomic<long long> connections{0};
+    std::atomic<bool> stopping{false};
+
+    // An executor for a new connection: a strand when several threads run the loop.
+    boost::asio::any_io_executor connection_executor();
+};
+
+}  // namespace coserve::detail

@@ -1,0 +1,183 @@
+// TCP: the accept loop, the per-connection coroutine, and the idle sweep.
+#include "listeners.hpp"
+
+#include <coserve/connection.hpp>
+#include <coserve/log.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+
+namespace coserve::detail {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+// A connection slot, held for the life of a session: one of the instance's
+// max_connections and one of the process's. Released on destruction.
+class Permit {
+public:
+    static std::optional<Permit> acquire(Instance& inst) {
+        if (inst.server.connections.fetch_add(1) >= inst.server.config.max_connections) {
+            --inst.server.connections;
+            return std::nullopt;
+        }
+        if (inst.counters.active.fetch_add(1) >= inst.config.options.max_connections) {
+            --inst.counters.active;
+            --inst.server.connections;
+            return std::nullopt;
+        }
+        return Permit(inst);
+    }
+    Permit(Permit&& o) noexcept : inst_(std::exchange(o.inst_, nullptr)) {}
+    Permit& operator=(Permit&&) = delete;
+    ~Permit() {
+        if (!inst_) return;
+        --inst_->counters.active;
+        --inst_->server.connections;
+    }
+
+private:
+    explicit Permit(Instance& inst) : inst_(&inst) {}
+    Instance* inst_;
+};
+
+std::string seconds_text(clock::duration d) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%lld.%03llds", static_cast<long long>(ms / 1000), static_cast<long long>(ms % 1000));
+    return buf;
+}
+
+asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlot& slot, Permit permit) {
+    Connection conn(std::move(socket), inst, slot);
+    const auto started = clock::now();
+    conn.log(Severity::debug) << "accepted";
+    try {
+        co_await inst.config.service->serve(conn);
+    } catch (const boost::system::system_error& e) {
+        if (!is_normal_close(e.code())) {
+            ++inst.counters.errors;
+            conn.log(Severity::error) << "session failed: " << e.what();
+        }
+    } catch (const std::exception& e) {
+        ++inst.counters.errors;
+        conn.log(Severity::error) << "session failed: " << e.what();
+    }
+    // Cancellation (idle timeout, shutdown) must not stop the clean-up below.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await conn.quiesce();
+    slot.finished = true;
+    inst.counters.bytes_in += conn.bytes_in();
+    inst.counters.bytes_out += conn.bytes_out();
+    ++inst.counters.closed;
+    const char* why = slot.cancel_reason ? slot.cancel_reason : "closed";
+    conn.log(Severity::debug) << why << ": bytes in " << conn.bytes_in() << ", out " << conn.bytes_out()
+                              << ", duration " << seconds_text(clock::now() - started);
+    (void)permit;
+}
+
+bool out_of_resources(const boost::system::error_code& ec) {
+    namespace e = asio::error;
+    return ec == e::no_descriptors || ec == e::no_buffer_space || ec == e::no_memory ||
+           ec == boost::system::error_code(ENFILE, boost::system::system_category());
+}
+
+asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
+    const std::string where = log::format_endpoint(acceptor.local_endpoint());
+    bool resource_warned = false;
+    bool limit_warned = false;
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(inst.server.connection_executor(),
+                                                           asio::as_tuple(asio::use_awaitable));
+        if (!acceptor.is_open() || inst.server.stopping) co_return;
+        if (ec) {
+            if (ec == asio::error::operation_aborted) co_return;
+            if (out_of_resources(ec)) {
+                // EMFILE/ENFILE: the pending connection stays in the backlog; pause instead of spinning.
+                if (!resource_warned)
+                    COSERVE_LOG(Severity::warning, inst.config.name, where)
+                        << "accept: " << ec.message() << "; pausing 100ms between retries";
+                resource_warned = true;
+                asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            } else {
+                COSERVE_LOG(Severity::debug, inst.config.name, where) << "accept: " << ec.message();
+            }
+            continue;
+        }
+        if (resource_warned) {
+            COSERVE_LOG(Severity::info, inst.config.name, where) << "accepting again";
+            resource_warned = false;
+        }
+        auto permit = Permit::acquire(inst);
+        if (!permit) {
+            ++inst.counters.rejected;
+            if (!limit_warned) {
+                boost::system::error_code ignored;
+                COSERVE_LOG(Severity::warning, inst.config.name, log::format_endpoint(socket.remote_endpoint(ignored)))
+                    << "connection limit reached (instance " << inst.config.options.max_connections << ", process "
+                    << inst.server.config.max_connections << "); closing new connections until one ends";
+            }
+            limit_warned = true;
+            continue;  // the socket closes as it goes out of scope
+        }
+        limit_warned = false;
+        ++inst.counters.accepted;
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto executor = socket.get_executor();
+        SessionSlot& slot = inst.add_session(executor);
+        asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit)),
+                       asio::bind_cancellation_slot(slot.signal.slot(), [&inst, id = slot.id](std::exception_ptr e) {
+                           log_failure(inst.config.name, "session", e);
+                           inst.remove_session(id);
+                       }));
+    }
+}
+
+asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
+    // Sessions stamp their last read or write; this coarse sweep closes the
+    // silent ones, so no timer is re-armed per read.
+    const auto period = std::clamp<Duration>(idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+    for (;;) {
+        inst.sweep_timer->expires_after(period);
+        auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec || inst.server.stopping) co_return;
+        const auto limit = (clock::now() - idle).time_since_epoch().count();
+        inst.cancel_sessions(
+            [limit](const SessionSlot& s) { return s.last_activity.load(std::memory_order_relaxed) < limit; },
+            "idle timeout");
+    }
+}
+
+}  // namespace
+
+void log_failure(const std::string& instance, std::string_view what, std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        COSERVE_LOG(Severity::error, instance, "") << what << " coroutine failed: " << x.what();
+    } catch (...) {
+        COSERVE_LOG(Severity::error, instance, "") << what << " coroutine failed with a non-standard exception";
+    }
+}
+
+void start_tcp(Instance& inst) {
+    for (auto& acceptor : inst.acceptors)
+        asio::co_spawn(acceptor.get_executor(), accept_loop(inst, acceptor),
+                       [&inst](std::exception_ptr e) { log_failure(inst.config.name, "accept", e); });
+    const auto idle = inst.config.options.idle_timeout;
+    if (!inst.acceptors.empty() && idle > Duration::zero()) {
+        inst.sweep_timer = std::make_unique<asio::steady_timer>(inst.server.control);
+        asio::co_spawn(inst.server.control, idle_sweep(inst, idle),
+                       [&inst](std::exception_ptr e) { log_failure(inst.config.name, "idle sweep", e); });
+    }
+}
+
+}  // namespace coserve::detail

@@ -1,0 +1,59 @@
+// UDP: one receive loop per bound socket; buffers allocated once per socket.
+#include "listeners.hpp"
+
+#include <coserve/log.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <vector>
+
+namespace coserve::detail {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+asio::awaitable<void> receive_loop(Instance& inst, udp::socket& socket) {
+    std::vector<char> request(65536);
+    std::vector<char> reply(65536);
+    udp::endpoint from;
+    Service& service = *inst.config.service;
+    for (;;) {
+        auto [ec, n] = co_await socket.async_receive_from(asio::buffer(request), from, asio::as_tuple(asio::use_awaitable));
+        if (!socket.is_open() || ec == asio::error::operation_aborted) co_return;
+        if (ec) {  // e.g. ICMP port unreachable reported for an earlier reply
+            COSERVE_LOG(Severity::debug, inst.config.name, log::format_endpoint(from)) << "receive: " << ec.message();
+            continue;
+        }
+        ++inst.counters.datagrams_in;
+        std::size_t size = Service::no_reply;
+        try {
+            size = service.datagram(std::span<const char>(request.data(), n), from, std::span<char>(reply));
+        } catch (const std::exception& e) {
+            ++inst.counters.errors;
+            COSERVE_LOG(Severity::error, inst.config.name, log::format_endpoint(from)) << "datagram failed: " << e.what();
+            continue;
+        }
+        if (size == Service::no_reply) continue;
+        auto [send_ec, sent] =
+            co_await socket.async_send_to(asio::buffer(reply.data(), size), from, asio::as_tuple(asio::use_awaitable));
+        if (!socket.is_open()) co_return;
+        if (send_ec)
+            COSERVE_LOG(Severity::debug, inst.config.name, log::format_endpoint(from)) << "send: " << send_ec.message();
+        else
+            ++inst.counters.datagrams_out;
+        (void)sent;
+    }
+}
+
+}  // namespace
+
+void start_udp(Instance& inst) {
+    for (auto& socket : inst.udp_sockets)
+        asio::co_spawn(socket.get_executor(), receive_loop(inst, socket),
+                       [&inst](std::exception_ptr e) { log_failure(inst.config.name, "udp receive", e); });
+}
+
+}  // namespace coserve::detail

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# End to end: the built coserved with a temporary config, driven by real nc
+# (netcat-openbsd) on loopback. Usage: e2e.sh PATH/TO/coserved
+set -uo pipefail
+coserved=${1:?usage: e2e.sh coserved}
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+failures=0
+passes=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [[ $2 == "$3" ]]; then passes=$((passes + 1)); echo "ok: $1"
+  else failures=$((failures + 1)); echo "FAIL: $1"; echo "  expected: $(printf %q "$2")"; echo "  actual:   $(printf %q "$3")"; fi
+}
+
+# Starts coserved on $1 (a config), logging to $work/log; sets pid.
+start() {
+  "$coserved" --config "$1" >"$work/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    grep -q 'service echo: tcp' "$work/log" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+# The port coserved bound for "tcp ADDR" or "udp ADDR" in its start-up line.
+bound_port() {
+  grep -o "service echo: tcp .*" "$work/log" | head -1 | sed "s/.*$1 \([^;]*\).*/\1/" | grep -o "$2:[0-9]*" | sed 's/.*://'
+}
+
+cat >"$work/good.ini" <<INI
+[server]
+shutdown_grace = 2s
+log_level = debug
+[echo]
+tcp = 127.0.0.1:0, [::1]:0
+udp = 127.0.0.1:0
+INI
+
+# --check-config
+out=$("$coserved" --config "$work/good.ini" --check-config 2>&1); rc=$?
+check "--check-config on a good file exits 0" 0 "$rc"
+check "--check-config prints the instance" 1 "$(grep -c '^\[echo\] service echo' <<<"$out")"
+check "--check-config prints the endpoints" 1 "$(grep -c 'tcp = 127.0.0.1:0, \[::1\]:0' <<<"$out")"
+
+printf '[echo]\ntcp = 127.0.0.1:0\nbogus = 1\n' >"$work/bad.ini"
+out=$("$coserved" --config "$work/bad.ini" --check-config 2>&1); rc=$?
+check "--check-config on a bad file exits 2" 2 "$rc"
+check "the error names file, section and key" "coserved: $work/bad.ini: [echo] bogus: unknown key" "$out"
+
+out=$("$coserved" --config "$work/bad.ini" 2>&1); rc=$?
+check "starting with a bad file exits 2" 2 "$rc"
+
+out=$("$coserved" --config "$work/missing.ini" 2>&1); rc=$?
+check "a missing config file exits 2" 2 "$rc"
+
+out=$("$coserved" --config "$work/good.ini" --log-level loud 2>&1); rc=$?
+check "a bad --log-level exits 2" 2 "$rc"
+
+out=$("$coserved" --version); rc=$?
+check "--version" "0 coserved" "$rc ${out% *}"
+
+# Serve, talk through nc.
+start "$work/good.ini" || { cat "$work/log"; echo "FAIL: coserved did not start"; exit 1; }
+port=$(bound_port tcp 127.0.0.1)
+port6=$(bound_port tcp '\[::1\]')
+uport=$(bound_port udp 127.0.0.1)
+check "TCP echo through nc" "hello" "$(printf 'hello\n' | timeout 10 nc -N 127.0.0.1 "$port")"
+check "TCP echo through nc over IPv6" "hello six" "$(printf 'hello six\n' | timeout 10 nc -N ::1 "$port6")"
+check "UDP echo through nc" "ping" "$(printf 'ping\n' | timeout 10 nc -u -w1 127.0.0.1 "$uport")"
+check "the log shows the connection's close with byte counts" 1 \
+  "$(grep -c 'closed: bytes in 6, out 6' "$work/log" | sed 's/^[1-9][0-9]*$/1/')"
+
+# A port in use: exit 1, nothing left listening.
+cat >"$work/clash.ini" <<INI
+[echo]
+tcp = 127.0.0.1:0
+udp = 127.0.0.1:$uport
+INI
+out=$("$coserved" --config "$work/clash.ini" 2>&1); rc=$?
+check "a port already in use exits 1" 1 "$rc"
+check "and says which" 1 "$(grep -c "udp 127.0.0.1:$uport: cannot bind: Address already in use" <<<"$out")"
+
+# SIGTERM with a client connected: it finishes within the grace period, exit 0.
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+sleep 0.2
+t0=$(date +%s%N)
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+pid=
+exec 3<&-
+check "SIGTERM exits 0" 0 "$rc"
+check "SIGTERM stops within the grace period (2s) plus 1s" yes "$([[ $elapsed_ms -lt 3000 ]] && echo yes || echo "no: ${elapsed_ms}ms")"
+check "the log records the shutdown" 1 "$(grep -c 'shutting down: 1 connection(s) open' "$work/log")"
+
+echo "e2e: $passes passed, $failures failed"
+[[ $failures -eq 0 ]]

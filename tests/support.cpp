@@ -1,0 +1,172 @@
+#include "support.hpp"
+
+#include <coserve/log.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+namespace testing {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+template <class Endpoint>
+int connect_to(const Endpoint& ep, int type) {
+    int fd = ::socket(ep.protocol().family(), type | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket");
+    if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
+        int e = errno;
+        ::close(fd);
+        errno = e;
+        fail("connect");
+    }
+    return fd;
+}
+
+// Waits for readability; false on timeout.
+bool wait_readable(int fd, std::chrono::milliseconds timeout) {
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (r < 0) fail("poll");
+    return r > 0;
+}
+
+}  // namespace
+
+RunningServer::RunningServer(std::string_view ini) {
+    coserve::log::init(coserve::Severity::warning);
+    auto config = coserve::load_config_text(ini, "test.ini");
+    server_ = std::make_unique<coserve::Server>(std::move(config), coserve::ServerOptions{.handle_signals = false});
+    server_->start();
+    thread_ = std::thread([this] {
+        server_->run();
+        done_ = true;
+    });
+}
+
+RunningServer::~RunningServer() {
+    if (thread_.joinable()) {
+        server_->stop();
+        thread_.join();
+    }
+}
+
+bool RunningServer::stop_and_wait(std::chrono::milliseconds limit) {
+    server_->stop();
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!done_ && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+    if (!done_) return false;
+    thread_.join();
+    return true;
+}
+
+boost::asio::ip::tcp::endpoint RunningServer::tcp(std::string_view instance, std::size_t index) const {
+    return server_->tcp_endpoints(instance).at(index);
+}
+
+boost::asio::ip::udp::endpoint RunningServer::udp(std::string_view instance, std::size_t index) const {
+    return server_->udp_endpoints(instance).at(index);
+}
+
+TcpClient::TcpClient(const boost::asio::ip::tcp::endpoint& to) : fd_(connect_to(to, SOCK_STREAM)) {}
+
+TcpClient::~TcpClient() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void TcpClient::send(std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("send");
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+void TcpClient::shutdown_write() {
+    ::shutdown(fd_, SHUT_WR);
+}
+
+std::string TcpClient::recv_some(std::chrono::milliseconds timeout) {
+    if (!wait_readable(fd_, timeout)) throw std::runtime_error("recv: timed out");
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0) {
+        if (errno == ECONNRESET) return {};
+        fail("recv");
+    }
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::string TcpClient::recv_exact(std::size_t n, std::chrono::milliseconds timeout) {
+    std::string out;
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (out.size() < n) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+        if (left <= 0ms) throw std::runtime_error("recv_exact: timed out after " + std::to_string(out.size()) + " bytes");
+        auto chunk = recv_some(left);
+        if (chunk.empty()) throw std::runtime_error("recv_exact: EOF after " + std::to_string(out.size()) + " bytes");
+        out += chunk;
+    }
+    return out;
+}
+
+std::string TcpClient::recv_all(std::chrono::milliseconds timeout) {
+    std::string out;
+    auto end = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+        if (left <= 0ms) throw std::runtime_error("recv_all: timed out");
+        auto chunk = recv_some(left);
+        if (chunk.empty()) return out;
+        out += chunk;
+    }
+}
+
+bool TcpClient::closed_within(std::chrono::milliseconds timeout) {
+    if (!wait_readable(fd_, timeout)) return false;
+    char c;
+    ssize_t n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+UdpClient::UdpClient(const boost::asio::ip::udp::endpoint& to) : fd_(connect_to(to, SOCK_DGRAM)) {}
+
+UdpClient::~UdpClient() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void UdpClient::send(std::string_view data) {
+    if (::send(fd_, data.data(), data.size(), 0) < 0) fail("udp send");
+}
+
+std::optional<std::string> UdpClient::recv(std::chrono::milliseconds timeout) {
+    if (!wait_readable(fd_, timeout)) return std::nullopt;
+    std::string buf(65536, '\0');
+    ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+    if (n < 0) fail("udp recv");
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+}
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+    return s;
+}
+
+}  // namespace testing

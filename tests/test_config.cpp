@@ -1,0 +1,172 @@
+// Unit tests: endpoint, duration and configuration parsing, and every bad-config case.
+#include <catch2/catch.hpp>
+
+#include <coserve/config.hpp>
+
+using namespace coserve;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string config_error(std::string_view text) {
+    try {
+        load_config_text(text, "bad.ini");
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("endpoints parse in all three forms") {
+    auto v4 = parse_endpoint("127.0.0.1:7007");
+    CHECK(v4.address.to_string() == "127.0.0.1");
+    CHECK(v4.port == 7007);
+    CHECK_FALSE(v4.any);
+
+    auto v6 = parse_endpoint("[::1]:7007");
+    CHECK(v6.address.is_v6());
+    CHECK(v6.to_string() == "[::1]:7007");
+
+    auto any = parse_endpoint("*:9");
+    CHECK(any.any);
+    CHECK(any.port == 9);
+    CHECK(any.to_string() == "*:9");
+
+    auto list = parse_endpoint_list("127.0.0.1:7007, [::1]:7007");
+    REQUIRE(list.size() == 2);
+    CHECK(list[1].to_string() == "[::1]:7007");
+    CHECK(parse_endpoint_list("").empty());
+}
+
+TEST_CASE("malformed endpoints are rejected with a reason") {
+    CHECK_THROWS_WITH(parse_endpoint("localhost:7"), Catch::Contains("numeric address"));
+    CHECK_THROWS_WITH(parse_endpoint("127.0.0.1"), Catch::Contains("host:port"));
+    CHECK_THROWS_WITH(parse_endpoint("127.0.0.1:65536"), Catch::Contains("bad port"));
+    CHECK_THROWS_WITH(parse_endpoint("127.0.0.1:-1"), Catch::Contains("bad port"));
+    CHECK_THROWS_WITH(parse_endpoint("127.0.0.1:"), Catch::Contains("bad port"));
+    CHECK_THROWS_WITH(parse_endpoint("::1:7007"), Catch::Contains("brackets"));
+    CHECK_THROWS_WITH(parse_endpoint("[::1]7007"), Catch::Contains("':port'"));
+    CHECK_THROWS_WITH(parse_endpoint("[::g]:7007"), Catch::Contains("bad IPv6"));
+    CHECK_THROWS_WITH(parse_endpoint("[::1:7007"), Catch::Contains("missing ']'"));
+    CHECK_THROWS_WITH(parse_endpoint("300.1.1.1:7"), Catch::Contains("numeric address"));
+    CHECK_THROWS_WITH(parse_endpoint_list("127.0.0.1:7,"), Catch::Contains("empty item"));
+    CHECK_THROWS_WITH(parse_endpoint_list("127.0.0.1:7, *:7"), Catch::Contains("listed twice"));
+}
+
+TEST_CASE("durations") {
+    CHECK(parse_duration("250ms") == 250ms);
+    CHECK(parse_duration("30s") == 30s);
+    CHECK(parse_duration("5m") == 5min);
+    CHECK(parse_duration("1h") == 1h);
+    CHECK(parse_duration("0") == 0ms);
+    CHECK(format_duration(300s) == "5m");
+    CHECK(format_duration(1500ms) == "1500ms");
+    CHECK_THROWS_WITH(parse_duration("30"), Catch::Contains("units"));
+    CHECK_THROWS_WITH(parse_duration("5x"), Catch::Contains("units"));
+    CHECK_THROWS_WITH(parse_duration("-1s"), Catch::Contains("bad duration"));
+    CHECK_THROWS_WITH(parse_duration("1.5s"), Catch::Contains("units"));
+    CHECK_THROWS_WITH(parse_duration("99999999999999999999h"), Catch::Contains("bad duration"));
+    CHECK_THROWS_WITH(parse_duration("9999999999999999h"), Catch::Contains("too large"));
+}
+
+TEST_CASE("a full configuration with comments and defaults") {
+    auto c = load_config_text(R"(
+; a comment
+[server]
+threads = 2                 ; io_context threads
+log_level = debug           # hash comments too
+shutdown_grace = 250ms
+max_connections = 50
+
+[echo]
+tcp = 127.0.0.1:7007, [::1]:7007   ; two endpoints
+udp = 127.0.0.1:7007
+idle_timeout = 30s
+
+[echo-lan]
+service = echo
+tcp = 127.0.0.1:17007
+enabled = false
+max_connections = 5
+max_line = 100
+)");
+    CHECK(c.server.threads == 2);
+    CHECK(c.server.log_level == Severity::debug);
+    CHECK(c.server.shutdown_grace == 250ms);
+    CHECK(c.server.max_connections == 50);
+    REQUIRE(c.instances.size() == 2);
+    const auto& echo = c.instances[0];
+    CHECK(echo.name == "echo");
+    CHECK(echo.service_type == "echo");
+    CHECK(echo.options.tcp.size() == 2);
+    CHECK(echo.options.udp.size() == 1);
+    CHECK(echo.options.idle_timeout == 30s);
+    CHECK(echo.options.max_connections == 1000);  // default
+    CHECK(echo.options.max_line == 8192);         // default
+    CHECK(echo.options.enabled);
+    const auto& lan = c.instances[1];
+    CHECK(lan.service_type == "echo");
+    CHECK_FALSE(lan.options.enabled);
+    CHECK(lan.options.max_connections == 5);
+    CHECK(lan.options.max_line == 100);
+    auto text = describe(c);
+    CHECK_THAT(text, Catch::Contains("[echo] service echo"));
+    CHECK_THAT(text, Catch::Contains("tcp = 127.0.0.1:7007, [::1]:7007"));
+    CHECK_THAT(text, Catch::Contains("[echo-lan] service echo (disabled)"));
+}
+
+TEST_CASE("server defaults") {
+    auto c = load_config_text("[echo]\ntcp = 127.0.0.1:0\n");
+    CHECK(c.server.threads == 1);
+    CHECK(c.server.log_level == Severity::info);
+    CHECK(c.server.shutdown_grace == 5s);
+    CHECK(c.server.max_connections == 10000);
+    CHECK(c.instances.at(0).options.idle_timeout == 300s);
+}
+
+TEST_CASE("each bad configuration gives one line naming file, section and key") {
+    CHECK(config_error("[echo]\ntcp = 127.0.0.1:0\ncolour = blue\n") == "bad.ini: [echo] colour: unknown key");
+    CHECK(config_error("[server]\nthreads = 1\nbogus = 1\n") == "bad.ini: [server] bogus: unknown key");
+    CHECK(config_error("[echo]\nservice = nosuch\n") ==
+          "bad.ini: [echo] service: unknown service type \"nosuch\" (known: echo)");
+    CHECK_THAT(config_error("[nosuch]\ntcp = 127.0.0.1:1\n"),
+               Catch::StartsWith("bad.ini: [nosuch]: unknown service type \"nosuch\""));
+    CHECK(config_error("[echo]\ntcp = 127.0.0.1:99999\n") ==
+          "bad.ini: [echo] tcp: bad port \"99999\" (expected 0-65535)");
+    CHECK(config_error("[echo]\ntcp = localhost:7\n") ==
+          "bad.ini: [echo] tcp: host must be a numeric address (names are not resolved), got \"localhost\"");
+    CHECK(config_error("[echo]\nidle_timeout = 10 seconds\n") ==
+          "bad.ini: [echo] idle_timeout: bad duration \"10 seconds\" (units: ms, s, m, h)");
+    CHECK(config_error("[echo]\nmax_connections = 0\n") ==
+          "bad.ini: [echo] max_connections: expected an integer from 1 to 10000000, got \"0\"");
+    CHECK(config_error("[echo]\nmax_connections = lots\n") ==
+          "bad.ini: [echo] max_connections: expected an integer from 1 to 10000000, got \"lots\"");
+    CHECK(config_error("[server]\nthreads = 1000\n") ==
+          "bad.ini: [server] threads: expected an integer from 1 to 256, got \"1000\"");
+    CHECK(config_error("[server]\nlog_level = loud\n") ==
+          "bad.ini: [server] log_level: expected one of trace, debug, info, warning, error, fatal, got \"loud\"");
+    CHECK(config_error("[echo]\nenabled = maybe\n") == "bad.ini: [echo] enabled: expected true or false, got \"maybe\"");
+    CHECK(config_error("[echo]\ntcp = 127.0.0.1:7\ntcp = 127.0.0.1:8\n") == "bad.ini: [echo] tcp: set more than once");
+    CHECK(config_error("threads = 1\n") == "bad.ini: key \"threads\" is outside any [section]");
+    CHECK(config_error("[echo]\n[echo]\n") == "bad.ini: [echo] appears more than once");
+    CHECK_THAT(config_error("[echo]\nthis line has no equals sign\n"), Catch::StartsWith("bad.ini: "));
+}
+
+TEST_CASE("two instances on one endpoint are a configuration error") {
+    CHECK(config_error("[echo]\ntcp = 127.0.0.1:7007\n[echo2]\nservice = echo\ntcp = 127.0.0.1:7007\n") ==
+          "bad.ini: [echo2] tcp: 127.0.0.1:7007 is already used by [echo] (127.0.0.1:7007)");
+    CHECK(config_error("[echo]\nudp = *:7007\n[echo2]\nservice = echo\nudp = [::1]:7007\n") ==
+          "bad.ini: [echo2] udp: [::1]:7007 is already used by [echo] (*:7007)");
+    // Different protocols, a disabled instance, or port 0 do not collide.
+    CHECK_NOTHROW(load_config_text("[echo]\ntcp = 127.0.0.1:7007\n[echo2]\nservice = echo\nudp = 127.0.0.1:7007\n"));
+    CHECK_NOTHROW(load_config_text(
+        "[echo]\ntcp = 127.0.0.1:7007\n[echo2]\nservice = echo\nenabled = false\ntcp = 127.0.0.1:7007\n"));
+    CHECK_NOTHROW(load_config_text("[echo]\ntcp = 127.0.0.1:0\n[echo2]\nservice = echo\ntcp = 127.0.0.1:0\n"));
+}
+
+TEST_CASE("a missing file is a configuration error") {
+    CHECK_THROWS_WITH(load_config_file("/nonexistent/coserved.ini"),
+                      Catch::StartsWith("cannot read config file /nonexistent/coserved.ini"));
+}

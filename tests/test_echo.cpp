@@ -1,0 +1,234 @@
+// Integration: the echo service and the framework's limits, on real loopback sockets.
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <vector>
+
+using namespace testing;
+namespace asio = boost::asio;
+
+TEST_CASE("TCP echo: 100 concurrent clients each get 1 MiB of random bytes back exactly") {
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
+    const auto ep = rs.tcp("echo");
+    constexpr int clients = 100;
+    constexpr std::size_t size = 1 << 20;
+
+    asio::io_context ioc;
+    std::vector<std::string> sent(clients), received(clients);
+    int finished = 0;
+    for (int i = 0; i < clients; ++i) {
+        sent[i] = random_bytes(size, static_cast<unsigned>(i + 1));
+        // Writer and reader run concurrently on one socket, as a real client would.
+        asio::co_spawn(
+            ioc,
+            [&, i]() -> asio::awaitable<void> {
+                auto socket = std::make_shared<asio::ip::tcp::socket>(ioc);
+                co_await socket->async_connect(ep, asio::use_awaitable);
+                asio::co_spawn(
+                    ioc,
+                    [socket, &data = sent[i]]() -> asio::awaitable<void> {
+                        for (std::size_t off = 0; off < data.size(); off += 65536)
+                            co_await asio::async_write(*socket, asio::buffer(data.data() + off, 65536),
+                                                       asio::use_awaitable);
+                        socket->shutdown(asio::ip::tcp::socket::shutdown_send);
+                    },
+                    asio::detached);
+                auto& out = received[i];
+                out.resize(size + 1);  // one spare byte: the server must send no more than it got
+                auto [ec, n] = co_await asio::async_read(*socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+                out.resize(n);
+                ++finished;
+            },
+            asio::detached);
+    }
+    ioc.run_for(120s);
+    REQUIRE(finished == clients);
+    for (int i = 0; i < clients; ++i) {
+        INFO("client " << i);
+        REQUIRE(received[i].size() == size);
+        REQUIRE(received[i] == sent[i]);
+    }
+}
+
+TEST_CASE("TCP echo: half-close finishes the echo, then the server closes") {
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
+    TcpClient c(rs.tcp("echo"));
+    c.send("hello\n");
+    CHECK(c.recv_exact(6) == "hello\n");
+    c.send("last words");
+    c.shutdown_write();
+    CHECK(c.recv_all() == "last words");
+}
+
+TEST_CASE("TCP echo over IPv6") {
+    RunningServer rs("[echo]\ntcp = [::1]:0\nudp = [::1]:0\n");
+    REQUIRE(rs.tcp("echo").address().is_v6());
+    TcpClient c(rs.tcp("echo"));
+    c.send("over six\n");
+    CHECK(c.recv_exact(9) == "over six\n");
+    UdpClient u(rs.udp("echo"));
+    u.send("datagram six");
+    CHECK(u.recv() == std::optional<std::string>("datagram six"));
+}
+
+TEST_CASE("a wildcard endpoint accepts IPv4 and IPv6") {
+    RunningServer rs("[echo]\ntcp = *:0\n");
+    auto port = rs.tcp("echo").port();
+    TcpClient v4(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    TcpClient v6(asio::ip::tcp::endpoint(asio::ip::make_address("::1"), port));
+    v4.send("4");
+    v6.send("6");
+    CHECK(v4.recv_exact(1) == "4");
+    CHECK(v6.recv_exact(1) == "6");
+}
+
+TEST_CASE("UDP echo of 1000 datagrams") {
+    RunningServer rs("[echo]\nudp = 127.0.0.1:0\n");
+    UdpClient u(rs.udp("echo"));
+    int echoed = 0;
+    for (int i = 0; i < 1000; ++i) {
+        auto msg = "datagram " + std::to_string(i) + " " + random_bytes(static_cast<std::size_t>(i % 1400), i);
+        u.send(msg);
+        auto reply = u.recv();
+        REQUIRE(reply.has_value());
+        REQUIRE(*reply == msg);
+        ++echoed;
+    }
+    CHECK(echoed == 1000);
+    u.send("");  // an empty datagram is echoed as an empty datagram
+    CHECK(u.recv() == std::optional<std::string>(""));
+}
+
+TEST_CASE("idle_timeout closes a silent client, not an active one") {
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nidle_timeout = 300ms\n");
+    TcpClient silent(rs.tcp("echo"));
+    TcpClient active(rs.tcp("echo"));
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 8; ++i) {  // 8 x 100ms of activity: longer than the timeout
+        active.send("x");
+        REQUIRE(active.recv_exact(1) == "x");
+        std::this_thread::sleep_for(100ms);
+    }
+    CHECK(silent.closed_within(2s));
+    auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(waited >= 300ms);
+    active.send("still here");
+    CHECK(active.recv_exact(10) == "still here");
+}
+
+TEST_CASE("the 1001st connection beyond max_connections = 1000 is closed; the others keep working") {
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nmax_connections = 1000\n");
+    const auto ep = rs.tcp("echo");
+    std::vector<TcpClient> clients;
+    clients.reserve(1000);
+    for (int i = 0; i < 1000; ++i) clients.emplace_back(ep);
+    // Each of the 1000 is served (so each holds its permit) before the extra one arrives.
+    for (auto& c : clients) {
+        c.send("p");
+        REQUIRE(c.recv_exact(1) == "p");
+    }
+    TcpClient extra(ep);
+    CHECK(extra.closed_within(5s));
+    for (std::size_t i = 0; i < clients.size(); i += 37) {
+        clients[i].send("ok");
+        REQUIRE(clients[i].recv_exact(2) == "ok");
+    }
+    // When one leaves, a newcomer gets its place.
+    clients.pop_back();
+    std::this_thread::sleep_for(200ms);
+    TcpClient newcomer(ep);
+    newcomer.send("in");
+    CHECK(newcomer.recv_exact(2) == "in");
+}
+
+TEST_CASE("the process-wide max_connections applies across instances") {
+    RunningServer rs(
+        "[server]\nmax_connections = 3\n[echo]\ntcp = 127.0.0.1:0\n[echo2]\nservice = echo\ntcp = 127.0.0.1:0\n");
+    TcpClient a(rs.tcp("echo")), b(rs.tcp("echo")), c(rs.tcp("echo2"));
+    for (auto* x : {&a, &b, &c}) {
+        x->send("1");
+        REQUIRE(x->recv_exact(1) == "1");
+    }
+    TcpClient d(rs.tcp("echo2"));
+    CHECK(d.closed_within(5s));
+    CHECK(rs.server().connections() == 3);
+}
+
+TEST_CASE("a client that sends but never reads does not grow the server") {
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
+    TcpClient c(rs.tcp("echo"));
+    // Send until the kernel buffers on both sides are full: the server stops
+    // reading once its write blocks, so our sends stall rather than the
+    // server buffering without bound.
+    int flags = 0;
+    (void)flags;
+    std::string chunk(65536, 'z');
+    std::size_t sent = 0;
+    for (int i = 0; i < 4096; ++i) {  // at most 256 MiB
+        ssize_t n = ::send(c.fd(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            std::this_thread::sleep_for(50ms);  // let the server drain what it can
+            n = ::send(c.fd(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n < 0) break;
+        }
+        sent += static_cast<std::size_t>(n);
+    }
+    INFO("accepted by the kernel and server before blocking: " << sent);
+    CHECK(sent < (64u << 20));  // socket buffers only, far from the 256 MiB offered
+    // Reading resumes the echo, byte for byte.
+    auto back = c.recv_exact(sent, 60s);
+    CHECK(back == std::string(sent, 'z'));
+}
+
+TEST_CASE("graceful stop: open connections keep working during the grace period, then close") {
+    RunningServer rs("[server]\nshutdown_grace = 500ms\n[echo]\ntcp = 127.0.0.1:0\n");
+    const auto ep = rs.tcp("echo");
+    TcpClient c(ep);
+    c.send("a");
+    REQUIRE(c.recv_exact(1) == "a");
+    rs.server().stop();
+    std::this_thread::sleep_for(100ms);
+    c.send("b");  // still served during the grace period
+    CHECK(c.recv_exact(1) == "b");
+    // New connections are refused: the listener closed at once.
+    CHECK_THROWS(TcpClient(ep));
+    CHECK(c.closed_within(3s));
+    CHECK(rs.stop_and_wait(5s));
+}
+
+TEST_CASE("graceful stop returns at once when nothing is connected") {
+    RunningServer rs("[server]\nshutdown_grace = 30s\n[echo]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\n");
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(rs.stop_and_wait(5s));
+    CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+}
+
+TEST_CASE("a port already in use fails start() and leaves nothing bound") {
+    RunningServer first("[echo]\ntcp = 127.0.0.1:0\n");
+    const auto taken = first.tcp("echo").port();
+    // A port that is free now: bound by [a] before [b] fails on `taken`.
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor probe(ioc, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    const auto free_port = probe.local_endpoint().port();
+    probe.close();
+    auto config = coserve::load_config_text("[a]\nservice = echo\ntcp = 127.0.0.1:" + std::to_string(free_port) +
+                                            "\n[b]\nservice = echo\ntcp = 127.0.0.1:" + std::to_string(taken) + "\n");
+    coserve::Server second(std::move(config), coserve::ServerOptions{.handle_signals = false});
+    CHECK_THROWS_WITH(second.start(), Catch::Contains("[b] tcp 127.0.0.1:" + std::to_string(taken) +
+                                                      ": cannot bind: Address already in use"));
+    // [a]'s listener was closed again: its port can be bound.
+    asio::ip::tcp::acceptor again(ioc);
+    again.open(asio::ip::tcp::v4());
+    again.bind(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), free_port));
+    again.listen();
+    CHECK(again.is_open());
+}
