@@ -30,15 +30,29 @@ struct Server::Impl {
     }
 
     ~Impl() {
-        // Asio objects before the io_context; instances (which pending
-        // handlers may point at) only after it, so it is never the other way.
+        // Nothing that refers to the io_context's services (sockets, timers,
+        // strands) may outlive it. After a normal run() nothing is pending;
+        // otherwise let the remaining sessions finish their cancellation
+        // first, so no coroutine frame is destroyed half-way.
         signals.reset();
+        work.reset();
+        for (auto& inst : instances) {
+            boost::system::error_code ignored;
+            for (auto& a : inst->acceptors) a.close(ignored);
+            for (auto& u : inst->udp_sockets) u.close(ignored);
+            if (inst->sweep_timer) inst->sweep_timer->cancel();
+            inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at destruction");
+        }
+        if (started && !ioc->stopped()) {
+            ioc->restart();
+            ioc->run_for(std::chrono::seconds(2));
+        }
         for (auto& inst : instances) {
             inst->acceptors.clear();
             inst->udp_sockets.clear();
             inst->sweep_timer.reset();
         }
-        work.reset();
+        state->control = {};
         ioc.reset();
     }
 

@@ -126,7 +126,7 @@ TEST_CASE("server defaults") {
     CHECK(c.instances.at(0).options.idle_timeout == 300s);
 }
 
-TEST_CASE("each bad configuration gives one line naming file, section and key") {
+TEST_CASE("each bad configuration gives one line naming file and section and key") {
     CHECK(config_error("[echo]\ntcp = 127.0.0.1:0\ncolour = blue\n") == "bad.ini: [echo] colour: unknown key");
     CHECK(config_error("[server]\nthreads = 1\nbogus = 1\n") == "bad.ini: [server] bogus: unknown key");
     CHECK(config_error("[echo]\nservice = nosuch\n") ==

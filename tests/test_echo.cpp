@@ -59,7 +59,7 @@ TEST_CASE("TCP echo: 100 concurrent clients each get 1 MiB of random bytes back 
     }
 }
 
-TEST_CASE("TCP echo: half-close finishes the echo, then the server closes") {
+TEST_CASE("TCP echo: half-close finishes the echo and then the server closes") {
     RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
     TcpClient c(rs.tcp("echo"));
     c.send("hello\n");
@@ -108,7 +108,7 @@ TEST_CASE("UDP echo of 1000 datagrams") {
     CHECK(u.recv() == std::optional<std::string>(""));
 }
 
-TEST_CASE("idle_timeout closes a silent client, not an active one") {
+TEST_CASE("idle_timeout closes a silent client but not an active one") {
     RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nidle_timeout = 300ms\n");
     TcpClient silent(rs.tcp("echo"));
     TcpClient active(rs.tcp("echo"));
@@ -125,7 +125,7 @@ TEST_CASE("idle_timeout closes a silent client, not an active one") {
     CHECK(active.recv_exact(10) == "still here");
 }
 
-TEST_CASE("the 1001st connection beyond max_connections = 1000 is closed; the others keep working") {
+TEST_CASE("the 1001st connection beyond max_connections = 1000 is closed and the others keep working") {
     RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nmax_connections = 1000\n");
     const auto ep = rs.tcp("echo");
     std::vector<TcpClient> clients;
@@ -189,7 +189,7 @@ TEST_CASE("a client that sends but never reads does not grow the server") {
     CHECK(back == std::string(sent, 'z'));
 }
 
-TEST_CASE("graceful stop: open connections keep working during the grace period, then close") {
+TEST_CASE("graceful stop: open connections keep working during the grace period and then close") {
     RunningServer rs("[server]\nshutdown_grace = 500ms\n[echo]\ntcp = 127.0.0.1:0\n");
     const auto ep = rs.tcp("echo");
     TcpClient c(ep);
@@ -231,4 +231,36 @@ TEST_CASE("a port already in use fails start() and leaves nothing bound") {
     again.bind(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), free_port));
     again.listen();
     CHECK(again.is_open());
+}
+
+TEST_CASE("several event-loop threads: concurrent clients and UDP and idle sweep and shutdown") {
+    RunningServer rs("[server]\nthreads = 4\nshutdown_grace = 1s\n[echo]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nidle_timeout = 400ms\n");
+    std::vector<std::thread> threads;
+    std::atomic<int> good{0};
+    for (int t = 0; t < 16; ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                TcpClient c(rs.tcp("echo"));
+                for (int i = 0; i < 50; ++i) {
+                    auto msg = random_bytes(1000 + static_cast<std::size_t>(i), static_cast<unsigned>(t * 100 + i));
+                    c.send(msg);
+                    if (c.recv_exact(msg.size()) != msg) return;
+                }
+                UdpClient u(rs.udp("echo"));
+                u.send("t" + std::to_string(t));
+                if (u.recv() != "t" + std::to_string(t)) return;
+                ++good;
+            } catch (const std::exception& e) {
+                UNSCOPED_INFO("client " << t << ": " << e.what());
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(good == 16);
+    TcpClient silent(rs.tcp("echo"));
+    CHECK(silent.closed_within(3s));
+    TcpClient open(rs.tcp("echo"));
+    open.send("x");
+    REQUIRE(open.recv_exact(1) == "x");
+    CHECK(rs.stop_and_wait(10s));
 }

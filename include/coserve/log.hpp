@@ -11,6 +11,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -30,18 +31,23 @@ std::string format_endpoint(const Endpoint& e) {
     return format_address(e.address(), e.port());
 }
 
-// Accumulates one record and writes it when destroyed.
+// Accumulates one record and writes it when destroyed; does nothing (and
+// formats nothing) when its severity is disabled.
 class Line {
 public:
     Line(Severity level, std::string_view instance, std::string_view peer)
-        : level_(level), instance_(instance), peer_(peer) {}
+        : level_(level), instance_(instance), peer_(peer) {
+        if (enabled(level)) out_.emplace();
+    }
     Line(const Line&) = delete;
     Line& operator=(const Line&) = delete;
-    ~Line() { write(level_, instance_, peer_, out_.str()); }
+    ~Line() {
+        if (out_) write(level_, instance_, peer_, out_->str());
+    }
 
     template <class T>
     Line& operator<<(const T& value) {
-        out_ << value;
+        if (out_) *out_ << value;
         return *this;
     }
 
@@ -49,7 +55,7 @@ private:
     Severity level_;
     std::string_view instance_;
     std::string_view peer_;
-    std::ostringstream out_;
+    std::optional<std::ostringstream> out_;
 };
 
 }  // namespace coserve::log
