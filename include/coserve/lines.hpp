@@ -1,0 +1,105 @@
+// Line framing for line-based services, written once and shared:
+//  - a line ends at LF; a CR just before the LF is dropped, and the line
+//    remembers which ending it had so the reply can use the same one;
+//  - telnet IAC sequences are removed before a line is looked at;
+//  - `max_line` counts a line's bytes without its ending; a longer line is
+//    reported (too_long) as soon as it passes the limit, and the rest of it is
+//    discarded up to its LF without being buffered;
+//  - over TCP, a partial line followed by `line_idle` of silence, or by the
+//    client's half-close, is taken as a line with no ending (for clients
+//    that send "50,40" without a newline and wait for the answer).
+//
+// LineFramer is the pure part (bytes in, lines out: unit-testable without
+// sockets); LineReader drives it from a Connection. Neither is thread-safe;
+// each belongs to one session.
+#pragma once
+
+#include <coserve/config.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coserve {
+
+class Connection;
+
+// Removes telnet IAC sequences (RFC 854): IAC followed by a command byte,
+// IAC WILL/WONT/DO/DONT and its option byte, and IAC SB ... IAC SE
+// subnegotiations. IAC IAC stands for one data byte 255 and is kept as such.
+// Sequences may be split across calls.
+class TelnetFilter {
+public:
+    // Filters data[0, n) in place; returns the number of bytes kept.
+    std::size_t filter(char* data, std::size_t n) noexcept;
+
+private:
+    enum class State : unsigned char { data, iac, option, sub, sub_iac };
+    State state_ = State::data;
+};
+
+struct Line {
+    enum class Kind { line, too_long, end };
+    Kind kind = Kind::end;
+    std::string_view text;    // without its ending; valid until the next call on the framer/reader
+    std::string_view ending;  // "\r\n", "\n", or "" for a partial line
+
+    bool is_line() const noexcept { return kind == Kind::line; }
+};
+
+// The reply to a too-long line: "ERR line too long (max N bytes)\n".
+std::string line_too_long_reply(std::size_t max_line);
+
+class LineFramer {
+public:
+    explicit LineFramer(std::size_t max_line, bool telnet = true);
+
+    // Where to put the next bytes read; never empty.
+    std::span<char> prepare();
+    // `n` bytes were written at the start of prepare()'s span.
+    void commit(std::size_t n);
+    // The next complete line or too_long event in what is buffered, or nullopt
+    // when more input is needed.
+    std::optional<Line> next();
+    // True if part of a line is buffered (and it is not being discarded).
+    bool has_partial() const noexcept { return !discarding_ && end_ > begin_; }
+    // Takes the buffered partial line as a line without ending (a CR at its end is dropped).
+    std::optional<Line> take_partial();
+
+    std::size_t max_line() const noexcept { return max_line_; }
+
+private:
+    std::size_t max_line_;
+    bool telnet_;
+    TelnetFilter filter_;
+    std::vector<char> buffer_;
+    std::size_t begin_ = 0;  // start of the current line
+    std::size_t scan_ = 0;   // bytes before this hold no LF
+    std::size_t end_ = 0;    // end of buffered data
+    bool discarding_ = false;
+};
+
+// Reads lines from a TCP connection. `line_idle` 0 disables the partial-line rule.
+class LineReader {
+public:
+    LineReader(Connection& connection, std::size_t max_line, Duration line_idle, bool telnet = true);
+
+    // The next line, too_long event, or end (the client closed).
+    boost::asio::awaitable<Line> next();
+
+private:
+    Connection& connection_;
+    LineFramer framer_;
+    Duration line_idle_;
+    bool eof_ = false;
+};
+
+// A UDP datagram as one line: its trailing LF or CRLF (if any) split off.
+Line datagram_line(std::span<const char> datagram) noexcept;
+
+}  // namespace coserve
