@@ -3,6 +3,7 @@
 #include <coserve/connection.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace coserve {
@@ -158,6 +159,44 @@ Line datagram_line(std::span<const char> datagram) noexcept {
     else if (text.ends_with('\n')) ending = "\n";
     text.remove_suffix(ending.size());
     return Line{Line::Kind::line, text, ending};
+}
+
+boost::asio::awaitable<void> serve_lines(Connection& connection, Duration line_idle, const LineHandler& handler) {
+    LineReader lines(connection, connection.options().max_line, line_idle);
+    const std::string too_long = line_too_long_reply(connection.options().max_line);
+    std::string reply;
+    for (;;) {
+        Line line = co_await lines.next();
+        if (line.kind == Line::Kind::end) co_return;
+        if (line.kind == Line::Kind::too_long) {
+            co_await connection.write(boost::asio::buffer(too_long));
+            continue;
+        }
+        reply.clear();
+        handler(line.text, reply);
+        const std::array<boost::asio::const_buffer, 2> out{boost::asio::buffer(reply), boost::asio::buffer(line.ending)};
+        co_await connection.write(out);
+    }
+}
+
+std::size_t answer_datagram(std::span<const char> in, std::span<char> out, std::size_t max_line,
+                            const LineHandler& handler) {
+    const Line line = datagram_line(in);
+    std::string reply;
+    std::string_view ending = line.ending;
+    if (line.text.size() > max_line) {
+        reply = line_too_long_reply(max_line);
+        ending = {};
+    } else {
+        handler(line.text, reply);
+    }
+    if (reply.size() + ending.size() > out.size()) {
+        reply = "ERR reply too large for a datagram\n";
+        ending = {};
+    }
+    std::copy(reply.begin(), reply.end(), out.begin());
+    std::copy(ending.begin(), ending.end(), out.begin() + static_cast<std::ptrdiff_t>(reply.size()));
+    return reply.size() + ending.size();
 }
 
 }  // namespace coserve

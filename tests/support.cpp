@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <random>
 #include <stdexcept>
 
@@ -100,10 +101,10 @@ void TcpClient::shutdown_write() {
     ::shutdown(fd_, SHUT_WR);
 }
 
-std::string TcpClient::recv_some(std::chrono::milliseconds timeout) {
+std::string TcpClient::recv_some(std::chrono::milliseconds timeout, std::size_t max) {
     if (!wait_readable(fd_, timeout)) throw std::runtime_error("recv: timed out");
     char buf[65536];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    ssize_t n = ::recv(fd_, buf, std::min(max, sizeof buf), 0);
     if (n < 0) {
         if (errno == ECONNRESET) return {};
         fail("recv");
@@ -117,7 +118,7 @@ std::string TcpClient::recv_exact(std::size_t n, std::chrono::milliseconds timeo
     while (out.size() < n) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
         if (left <= 0ms) throw std::runtime_error("recv_exact: timed out after " + std::to_string(out.size()) + " bytes");
-        auto chunk = recv_some(left);
+        auto chunk = recv_some(left, n - out.size());
         if (chunk.empty()) throw std::runtime_error("recv_exact: EOF after " + std::to_string(out.size()) + " bytes");
         out += chunk;
     }

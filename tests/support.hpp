@@ -48,7 +48,8 @@ public:
     void send(std::string_view data);
     void shutdown_write();
     // Some bytes, or "" at EOF; throws on timeout or error.
-    std::string recv_some(std::chrono::milliseconds timeout = 5s);
+    std::string recv_some(std::chrono::milliseconds timeout = 5s, std::size_t max = 65536);
+    // Exactly n bytes (never more); throws on EOF or timeout first.
     std::string recv_exact(std::size_t n, std::chrono::milliseconds timeout = 10s);
     // Everything until the server closes.
     std::string recv_all(std::chrono::milliseconds timeout = 10s);

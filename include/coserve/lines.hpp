@@ -19,6 +19,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -101,5 +102,19 @@ private:
 
 // A UDP datagram as one line: its trailing LF or CRLF (if any) split off.
 Line datagram_line(std::span<const char> datagram) noexcept;
+
+// Fills `reply` (without line ending) for one request line.
+using LineHandler = std::function<void(std::string_view line, std::string& reply)>;
+
+// A request/response line protocol over TCP: each line's reply is written
+// with the request's own ending ("" for a partial line); a too-long line gets
+// line_too_long_reply() and the connection stays open. Returns when the
+// client closes.
+boost::asio::awaitable<void> serve_lines(Connection& connection, Duration line_idle, const LineHandler& handler);
+
+// The same over UDP: one datagram is one line; the reply datagram is written
+// into `out`. Returns its size (Service::datagram's contract).
+std::size_t answer_datagram(std::span<const char> in, std::span<char> out, std::size_t max_line,
+                            const LineHandler& handler);
 
 }  // namespace coserve
