@@ -42,3 +42,20 @@ std::uint32_t rfc868_seconds(std::chrono::system_clock::time_point when);
 std::string_view chargen_period();
 
 }  // namespace coserve::services
+
+namespace coserve::services {
+
+// chat: one input line as a command.
+struct ChatCommand {
+    enum class Kind { text, empty, nick, who, me, join, rooms, msg, quit, help, unknown };
+    Kind kind;
+    std::string_view arg;   // nick/join: the name; msg: the recipient; unknown: the command word
+    std::string_view text;  // text: the line to send (one '/' removed from "//..."); me/msg/quit: the rest
+};
+ChatCommand parse_chat_line(std::string_view line);
+// Nicknames and room names: 1-32 of A-Z a-z 0-9 _ -.
+bool valid_chat_name(std::string_view name);
+// The case-insensitive key of a nickname or room name.
+std::string chat_key(std::string_view name);
+
+}  // namespace coserve::services

@@ -350,7 +350,8 @@ InstanceConfig load_instance(Section& s) {
     if (!type->udp && !o.udp.empty()) s.fail("udp", "the " + inst.service_type + " service has no UDP side");
     o.max_connections = s.integer("max_connections", 1000, 1, 10'000'000);
     o.idle_timeout = s.duration("idle_timeout", std::chrono::seconds(300));
-    o.max_line = static_cast<std::size_t>(s.integer("max_line", 8192, 1, 64 << 20));
+    o.max_line = static_cast<std::size_t>(
+        s.integer("max_line", static_cast<long long>(type->max_line_default), 1, 64 << 20));
     inst.service = type->create(s, o);
     s.finish();
     inst.effective = s.effective();

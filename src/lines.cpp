@@ -117,6 +117,11 @@ std::optional<Line> LineFramer::next() {
     return std::nullopt;
 }
 
+bool LineFramer::ready() const noexcept {
+    if (discarding_) return false;
+    return std::memchr(buffer_.data() + scan_, '\n', end_ - scan_) != nullptr || end_ - begin_ > max_line_ + 1;
+}
+
 std::optional<Line> LineFramer::take_partial() {
     if (!has_partial()) return std::nullopt;
     std::string_view text(buffer_.data() + begin_, end_ - begin_);

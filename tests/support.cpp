@@ -3,6 +3,9 @@
 #include <coserve/log.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,6 +13,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <algorithm>
 #include <random>
 #include <stdexcept>
@@ -144,6 +150,51 @@ bool TcpClient::closed_within(std::chrono::milliseconds timeout) {
     return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
+std::string LineClient::line(std::chrono::milliseconds timeout) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto lf = buffer_.find('\n');
+        if (lf != std::string::npos) {
+            std::string line = buffer_.substr(0, lf);
+            buffer_.erase(0, lf + 1);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            return line;
+        }
+        if (eof_) throw std::runtime_error("line: EOF (buffered: " + buffer_ + ")");
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+        if (left <= 0ms) throw std::runtime_error("line: timed out (buffered: " + buffer_ + ")");
+        auto chunk = tcp_.recv_some(left);
+        if (chunk.empty()) eof_ = true;
+        buffer_ += chunk;
+    }
+}
+
+bool LineClient::quiet_for(std::chrono::milliseconds wait) {
+    try {
+        auto l = line(wait);
+        buffer_.insert(0, l + "\n");
+        return false;
+    } catch (const std::runtime_error&) {
+        return buffer_.find('\n') == std::string::npos;
+    }
+}
+
+bool LineClient::closed_within(std::chrono::milliseconds timeout) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (!eof_) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+        if (left <= 0ms) return false;
+        try {
+            auto chunk = tcp_.recv_some(left);
+            if (chunk.empty()) eof_ = true;
+            buffer_ += chunk;
+        } catch (const std::runtime_error&) {
+            return false;
+        }
+    }
+    return true;
+}
+
 UdpClient::UdpClient(const boost::asio::ip::udp::endpoint& to) : fd_(connect_to(to, SOCK_DGRAM)) {}
 
 UdpClient::~UdpClient() {
@@ -161,6 +212,97 @@ std::optional<std::string> UdpClient::recv(std::chrono::milliseconds timeout) {
     if (n < 0) fail("udp recv");
     buf.resize(static_cast<std::size_t>(n));
     return buf;
+}
+
+#ifndef COSERVED_PATH
+#define COSERVED_PATH "coserved"
+#endif
+
+ServerProcess::ServerProcess(std::string_view ini, std::vector<std::string> env) {
+    char tmpl[] = "/tmp/coserve-test-XXXXXX";
+    if (!mkdtemp(tmpl)) fail("mkdtemp");
+    dir_ = tmpl;
+    {
+        std::ofstream out(dir_ + "/test.ini");
+        out << ini;
+    }
+    pid_ = fork();
+    if (pid_ < 0) fail("fork");
+    if (pid_ == 0) {
+        for (auto& e : env) putenv(e.data());
+        const std::string log = dir_ + "/log";
+        int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        const std::string config = dir_ + "/test.ini";
+        execl(COSERVED_PATH, COSERVED_PATH, "--config", config.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    for (int i = 0; i < 400; ++i) {
+        if (log().find("; udp ") != std::string::npos) return;
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            throw std::runtime_error("coserved exited at start: " + log());
+        }
+        std::this_thread::sleep_for(25ms);
+    }
+    throw std::runtime_error("coserved did not start: " + log());
+}
+
+ServerProcess::~ServerProcess() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        for (int i = 0; i < 1000 && waitpid(pid_, &status, WNOHANG) != pid_; ++i) std::this_thread::sleep_for(10ms);
+        if (::kill(pid_, 0) == 0) {
+            ::kill(pid_, SIGKILL);
+            waitpid(pid_, &status, 0);
+        }
+    }
+    std::filesystem::remove_all(dir_);
+}
+
+std::string ServerProcess::log() const {
+    std::ifstream in(dir_ + "/log");
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+boost::asio::ip::tcp::endpoint ServerProcess::tcp(std::string_view instance) const {
+    const auto text = log();
+    const std::string key = "[" + std::string(instance) + "] service ";
+    auto at = text.find(key);
+    if (at == std::string::npos) throw std::runtime_error("no instance " + std::string(instance) + " in the log");
+    at = text.find(": tcp ", at);
+    auto end = text.find_first_of(",;", at + 6);
+    const auto ep = text.substr(at + 6, end - at - 6);
+    const auto colon = ep.rfind(':');
+    return {boost::asio::ip::make_address(ep.substr(0, colon)),
+            static_cast<unsigned short>(std::stoi(ep.substr(colon + 1)))};
+}
+
+namespace {
+long status_kib(int pid, const char* key) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string word;
+    while (status >> word)
+        if (word == key) {
+            long v = 0;
+            status >> v;
+            return v;
+        }
+    return -1;
+}
+}  // namespace
+
+long ServerProcess::peak_rss_kib() const {
+    return status_kib(pid_, "VmHWM:");
+}
+
+long ServerProcess::rss_kib() const {
+    return status_kib(pid_, "VmRSS:");
 }
 
 std::string random_bytes(std::size_t n, unsigned seed) {

@@ -61,6 +61,26 @@ private:
     int fd_ = -1;
 };
 
+// A TcpClient that reads CRLF- or LF-terminated lines.
+class LineClient {
+public:
+    explicit LineClient(const boost::asio::ip::tcp::endpoint& to) : tcp_(to) {}
+    void send(std::string_view data) { tcp_.send(data); }
+    void send_line(std::string_view line) { tcp_.send(std::string(line) + "\r\n"); }
+    // The next line without its ending; throws on timeout or EOF.
+    std::string line(std::chrono::milliseconds timeout = 5s);
+    // True if no line arrives within `wait`.
+    bool quiet_for(std::chrono::milliseconds wait);
+    // True if the server closes within `timeout` (lines before that are skipped).
+    bool closed_within(std::chrono::milliseconds timeout);
+    TcpClient& tcp() { return tcp_; }
+
+private:
+    TcpClient tcp_;
+    std::string buffer_;
+    bool eof_ = false;
+};
+
 class UdpClient {
 public:
     explicit UdpClient(const boost::asio::ip::udp::endpoint& to);
@@ -71,6 +91,27 @@ public:
 
 private:
     int fd_ = -1;
+};
+
+// The built coserved (COSERVED_PATH) run as a child process with a temporary
+// config; stopped with SIGTERM (SIGKILL after 10 s) on destruction.
+class ServerProcess {
+public:
+    // `env` lines ("NAME=value") are added to the child's environment.
+    explicit ServerProcess(std::string_view ini, std::vector<std::string> env = {});
+    ~ServerProcess();
+    ServerProcess(const ServerProcess&) = delete;
+
+    // The first TCP endpoint of `instance`, from the start-up log line.
+    boost::asio::ip::tcp::endpoint tcp(std::string_view instance) const;
+    long peak_rss_kib() const;  // VmHWM
+    long rss_kib() const;       // VmRSS
+    std::string log() const;
+    int pid() const { return pid_; }
+
+private:
+    std::string dir_;
+    int pid_ = -1;
 };
 
 std::string random_bytes(std::size_t n, unsigned seed);

@@ -77,6 +77,14 @@ public:
     std::uint64_t bytes_in() const noexcept { return bytes_in_; }
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
 
+    // For services that write to the socket themselves (chat writes through
+    // its native handle from the sender's thread): account those bytes at the
+    // end of the session (on the connection's executor).
+    void add_bytes_out(std::uint64_t n) noexcept { bytes_out_ += n; }
+    // Stamps activity for the idle sweep. Thread-safe: any thread may call it
+    // while the session runs.
+    void touch() noexcept;
+
     log::Line log(Severity level) const { return log::Line(level, instance_name(), peer_); }
 
     // Framework use.
@@ -85,7 +93,6 @@ public:
     boost::asio::awaitable<void> quiesce();
 
 private:
-    void touch() noexcept;  // stamps the activity time the idle sweep reads
 
     boost::asio::ip::tcp::socket socket_;
     detail::Instance& instance_;

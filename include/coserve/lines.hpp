@@ -67,6 +67,9 @@ public:
     // The next complete line or too_long event in what is buffered, or nullopt
     // when more input is needed.
     std::optional<Line> next();
+    // True if next() would return without more input (a conservative guess:
+    // an LF is buffered, or the buffered part is already too long).
+    bool ready() const noexcept;
     // True if part of a line is buffered (and it is not being discarded).
     bool has_partial() const noexcept { return !discarding_ && end_ > begin_; }
     // Takes the buffered partial line as a line without ending (a CR at its end is dropped).
@@ -92,6 +95,8 @@ public:
 
     // The next line, too_long event, or end (the client closed).
     boost::asio::awaitable<Line> next();
+    // True if next() would not have to wait for input.
+    bool ready() const noexcept { return eof_ || framer_.ready(); }
 
 private:
     Connection& connection_;

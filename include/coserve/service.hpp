@@ -52,6 +52,7 @@ struct ServiceType {
     std::unique_ptr<Service> (*create)(Section& section, const InstanceOptions& options);
     bool tcp = true;  // whether the protocol has a TCP side
     bool udp = true;  // ... and a UDP side
+    std::size_t max_line_default = 8192;  // the instance's `max_line` when the section does not set it
 };
 
 // The built-in service types (services/services.def), or nullptr.

@@ -1,0 +1,413 @@
+// Integration: the chat service, line by line, over real loopback sockets.
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+#include "../services/protocols.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+
+using namespace testing;
+using coserve::services::ChatCommand;
+using coserve::services::parse_chat_line;
+
+namespace {
+
+// Connects and reads the welcome; returns the client and its guest name.
+std::pair<std::unique_ptr<LineClient>, std::string> join_endpoint(const boost::asio::ip::tcp::endpoint& ep) {
+    auto c = std::make_unique<LineClient>(ep);
+    auto welcome = c->line();
+    const std::string prefix = "* welcome to #lobby, you are ";
+    REQUIRE(welcome.starts_with(prefix));
+    auto name = welcome.substr(prefix.size(), welcome.find(' ', prefix.size()) - prefix.size());
+    REQUIRE(welcome == prefix + name + " (type /help for commands)");
+    return {std::move(c), name};
+}
+
+std::pair<std::unique_ptr<LineClient>, std::string> join(RunningServer& rs, const char* instance = "chat") {
+    return join_endpoint(rs.tcp(instance));
+}
+
+const char* const chat_config = "[chat]\ntcp = 127.0.0.1:0\n";
+
+}  // namespace
+
+TEST_CASE("chat commands parse") {
+    using K = ChatCommand::Kind;
+    CHECK(parse_chat_line("hello").kind == K::text);
+    CHECK(parse_chat_line("  ").kind == K::empty);
+    auto slash = parse_chat_line("//etc/passwd");
+    CHECK(slash.kind == K::text);
+    CHECK(slash.text == "/etc/passwd");
+    auto nick = parse_chat_line("/nick  alice ");
+    CHECK(nick.kind == K::nick);
+    CHECK(nick.arg == "alice");
+    auto msg = parse_chat_line("/msg bob hi there");
+    CHECK(msg.kind == K::msg);
+    CHECK(msg.arg == "bob");
+    CHECK(msg.text == "hi there");
+    CHECK(parse_chat_line("/QUIT bye now").text == "bye now");
+    auto unknown = parse_chat_line("/dance wildly");
+    CHECK(unknown.kind == K::unknown);
+    CHECK(unknown.arg == "dance");
+    CHECK(coserve::services::valid_chat_name("A-b_9"));
+    CHECK_FALSE(coserve::services::valid_chat_name(""));
+    CHECK_FALSE(coserve::services::valid_chat_name(std::string(33, 'a')));
+    CHECK_FALSE(coserve::services::valid_chat_name("a b"));
+}
+
+TEST_CASE("chat: welcome, join notices, and text reaching the others but not the sender") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    a->send_line("hello all");
+    CHECK(b->line() == "<" + an + "> hello all");
+    // The sender does not get its own line back: its next line is the /who reply.
+    a->send_line("/who");
+    auto names = std::vector<std::string>{an, bn};
+    std::sort(names.begin(), names.end());
+    CHECK(a->line() == "* 2 in #lobby: " + names[0] + ", " + names[1]);
+    b->send("lf only\n");  // a bare LF ends a line too
+    CHECK(a->line() == "<" + bn + "> lf only");
+}
+
+TEST_CASE("chat: nick, who, me, msg, rooms, join, help, errors and quit") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+
+    a->send_line("/nick alice");
+    CHECK(a->line() == "* you are now known as alice");
+    CHECK(b->line() == "* " + an + " is now known as alice");
+    b->send_line("/nick ALICE");
+    CHECK(b->line() == "* error: nickname ALICE is taken");
+    b->send_line("/nick no spaces");
+    CHECK(b->line() == "* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)");
+    b->send_line("/nick " + std::string(33, 'x'));
+    CHECK(b->line() == "* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)");
+    b->send_line("/nick bob");
+    CHECK(b->line() == "* you are now known as bob");
+    CHECK(a->line() == "* " + bn + " is now known as bob");
+
+    auto [c, cn] = join(rs);
+    CHECK(a->line() == "* " + cn + " joined #lobby");
+    CHECK(b->line() == "* " + cn + " joined #lobby");
+    c->send_line("/who");
+    CHECK(c->line() == "* 3 in #lobby: alice, bob, " + cn);
+
+    a->send_line("/me waves");
+    CHECK(b->line() == "* alice waves");
+    CHECK(c->line() == "* alice waves");
+
+    a->send_line("/msg bob psst");
+    CHECK(b->line() == "<alice> (private) psst");
+    a->send_line("/msg nobody psst");
+    CHECK(a->line() == "* error: no such user nobody");
+    a->send_line("/msg bob");
+    CHECK(a->line() == "* error: usage: /msg NAME TEXT");
+    CHECK(c->quiet_for(200ms));  // the private message reached bob only
+
+    a->send_line("/dance");
+    CHECK(a->line() == "* error: unknown command /dance (try /help)");
+    a->send_line("//dance");
+    CHECK(b->line() == "<alice> /dance");
+    CHECK(c->line() == "<alice> /dance");
+
+    a->send_line("/help");
+    CHECK(a->line() == "* commands:");
+    for (int i = 0; i < 8; ++i) CHECK(a->line().starts_with("*   /"));
+
+    c->send_line("/join dev");
+    CHECK(c->line() == "* you joined #dev");
+    CHECK(a->line() == "* " + cn + " left for #dev");
+    CHECK(b->line() == "* " + cn + " left for #dev");
+    c->send_line("/join #dev");
+    CHECK(c->line() == "* error: you are already in #dev");
+    c->send_line("/join bad name");
+    CHECK(c->line() == "* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)");
+    c->send_line("/rooms");
+    CHECK(c->line() == "* 2 rooms: #dev (1), #lobby (2)");
+
+    b->send_line("/quit off to lunch");
+    CHECK(b->line() == "* bye");
+    CHECK(b->closed_within(3s));
+    CHECK(a->line() == "* bob left (off to lunch)");
+    b.reset();
+
+    a.reset();  // a plain disconnect
+    c->send_line("/join lobby");
+    CHECK(c->line() == "* you joined #lobby");
+    c->send_line("/who");
+    CHECK(c->line() == "* 1 in #lobby: " + cn);
+}
+
+TEST_CASE("chat: a disconnect is announced as left") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    b.reset();
+    CHECK(a->line() == "* " + bn + " left");
+}
+
+TEST_CASE("chat: two rooms do not hear each other") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    b->send_line("/join other");
+    CHECK(b->line() == "* you joined #other");
+    CHECK(a->line() == "* " + bn + " left for #other");
+    a->send_line("lobby only");
+    b->send_line("other only");
+    CHECK(a->quiet_for(300ms));
+    CHECK(b->quiet_for(300ms));
+}
+
+TEST_CASE("chat: history is replayed to a newcomer") {
+    RunningServer rs("[chat]\ntcp = 127.0.0.1:0\nhistory = 2\n");
+    auto [a, an] = join(rs);
+    a->send_line("one");
+    a->send_line("two");
+    a->send_line("/me three");
+    a->send_line("/who");  // once answered, the three lines above are stored
+    a->line();
+    auto [b, bn] = join(rs);
+    CHECK(b->line() == "<" + an + "> two");
+    CHECK(b->line() == "* " + an + " three");
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+}
+
+TEST_CASE("chat: telnet negotiation is stripped") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    b->send(std::string("\xff\xfb\x1f\xff\xfd\x03") + "hi from telnet\r\n");
+    CHECK(a->line() == "<" + bn + "> hi from telnet");
+}
+
+TEST_CASE("chat limits: max_clients") {
+    RunningServer rs("[chat]\ntcp = 127.0.0.1:0\nmax_clients = 2\n");
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    LineClient c(rs.tcp("chat"));
+    CHECK(c.line() == "* error: chat is full (2 clients)");
+    CHECK(c.closed_within(3s));
+    b.reset();
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    CHECK(a->line() == "* " + bn + " left");
+    auto [d, dn] = join(rs);  // a place is free again
+    CHECK(a->line() == "* " + dn + " joined #lobby");
+}
+
+TEST_CASE("chat limits: max_line") {
+    RunningServer rs("[chat]\ntcp = 127.0.0.1:0\nmax_line = 100\n");
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    b->send_line(std::string(101, 'x'));
+    CHECK(b->line() == "* error: line too long (max 100 bytes)");
+    b->send_line(std::string(100, 'y'));
+    CHECK(a->line() == "<" + bn + "> " + std::string(100, 'y'));  // the long one was not broadcast
+    CHECK(rs.tcp("chat").port() > 0);
+}
+
+TEST_CASE("chat limits: the default max_line is 4096") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    a->send_line(std::string(4097, 'x'));
+    CHECK(a->line() == "* error: line too long (max 4096 bytes)");
+}
+
+TEST_CASE("chat limits: rate") {
+    RunningServer rs("[chat]\ntcp = 127.0.0.1:0\nrate = 20/s\nburst = 40\n");
+    auto [a, an] = join(rs);
+    auto [b, bn] = join(rs);
+    CHECK(a->line() == "* " + bn + " joined #lobby");
+    std::string burst;
+    for (int i = 0; i < 100; ++i) burst += "m" + std::to_string(i) + "\r\n";
+    b->send(burst);  // 100 lines at once: the burst of 40 passes, the rest is dropped
+    CHECK(b->line() == "* error: slow down");
+    int received = 0;
+    for (;;) {
+        try {
+            auto l = a->line(500ms);
+            REQUIRE(l == "<" + bn + "> m" + std::to_string(received));
+            ++received;
+        } catch (const std::runtime_error&) {
+            break;
+        }
+    }
+    CHECK(received >= 40);
+    CHECK(received <= 45);  // a few tokens may refill while the burst is read
+    std::this_thread::sleep_for(300ms);  // ~6 tokens come back
+    b->send_line("later");
+    CHECK(a->line() == "<" + bn + "> later");
+}
+
+TEST_CASE("chat: 50 clients each send 200 numbered lines at once and all arrive in order") {
+    RunningServer rs("[chat]\ntcp = 127.0.0.1:0\nrate = 0\nhistory = 0\n");
+    constexpr int clients = 50, lines = 200;
+    std::vector<std::unique_ptr<LineClient>> cs;
+    std::vector<std::string> names;
+    for (int i = 0; i < clients; ++i) {
+        auto [c, n] = join(rs);
+        cs.push_back(std::move(c));
+        names.push_back(n);
+    }
+    // Client i has seen the joins of clients i+1 .. 49.
+    for (int i = 0; i < clients; ++i)
+        for (int j = i + 1; j < clients; ++j) REQUIRE(cs[i]->line() == "* " + names[j] + " joined #lobby");
+    std::vector<std::thread> threads;
+    std::atomic<int> complete{0};
+    std::vector<std::string> errors(clients);
+    for (int i = 0; i < clients; ++i) {
+        threads.emplace_back([&, i] {
+            try {
+                std::string all;
+                for (int k = 0; k < lines; ++k) all += "line " + std::to_string(k) + "\r\n";
+                cs[i]->send(all);
+                std::map<std::string, int> next;  // sender -> next expected number
+                for (int got = 0; got < (clients - 1) * lines; ++got) {
+                    auto l = cs[i]->line(30s);
+                    auto close = l.find("> line ");
+                    if (!l.starts_with("<") || close == std::string::npos) throw std::runtime_error("unexpected: " + l);
+                    auto from = l.substr(1, close - 1);
+                    if (from == names[i]) throw std::runtime_error("got its own line back");
+                    int n = std::stoi(l.substr(close + 7));
+                    if (n != next[from]) throw std::runtime_error(from + ": expected " + std::to_string(next[from]) + ", got " + l);
+                    ++next[from];
+                }
+                if (next.size() != clients - 1) throw std::runtime_error("not every sender was heard");
+                if (!cs[i]->quiet_for(200ms)) throw std::runtime_error("a duplicate or extra line");
+                ++complete;
+            } catch (const std::exception& e) {
+                errors[i] = e.what();
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < clients; ++i)
+        if (!errors[i].empty()) UNSCOPED_INFO("client " << i << ": " << errors[i]);
+    CHECK(complete == clients);
+}
+
+TEST_CASE("chat: a stalled client is dropped as too slow while 100 others exchange 100000 lines") {
+    // coserved runs as its own process so its memory can be read; rate limits
+    // are off for this load (rate = 0). ASan's quarantine is kept small so
+    // that the peak RSS reflects what the server holds, not freed memory.
+    ServerProcess server("[chat]\ntcp = 127.0.0.1:0\nrate = 0\nhistory = 0\n",
+                         {"ASAN_OPTIONS=quarantine_size_mb=8:malloc_context_size=5"});
+    const auto ep = server.tcp("chat");
+    constexpr int clients = 100, per_client = 1000;
+    constexpr long bound_kib = 160 * 1024;  // stated bound for the server's peak RSS (sanitized Debug build)
+
+    // The stalled client: a tiny receive buffer, and it never reads.
+    int stalled = ::socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    ::setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    REQUIRE(::connect(stalled, ep.data(), static_cast<socklen_t>(ep.size())) == 0);
+
+    std::vector<std::unique_ptr<LineClient>> cs;
+    std::string stalled_name;
+    for (int i = 0; i < clients; ++i) {
+        auto [c, n] = join_endpoint(ep);
+        cs.push_back(std::move(c));
+    }
+    struct State {
+        std::string out;
+        std::size_t sent = 0;
+        long text_lines = 0;
+        bool saw_too_slow = false;
+        bool at_line_start = true;
+        std::string head;  // the first bytes of the current line
+    };
+    std::vector<State> st(clients);
+    for (int i = 0; i < clients; ++i) {
+        // 64-byte lines: 100000 of them (6.4 MB) overflow the stalled client's
+        // kernel buffers (4 MB at most here) and then its 1024-line queue.
+        for (int k = 0; k < per_client; ++k) {
+            auto line = "from " + std::to_string(i) + " line " + std::to_string(k) + " ";
+            st[i].out += line + std::string(64 - line.size() - 2, '.') + "\r\n";
+        }
+        ::fcntl(cs[i]->tcp().fd(), F_SETFL, O_NONBLOCK);
+    }
+    const long expected = static_cast<long>(clients - 1) * per_client;
+    const auto deadline = std::chrono::steady_clock::now() + 240s;
+    std::vector<char> buf(1 << 16);
+    long done = 0;
+    while (done < clients && std::chrono::steady_clock::now() < deadline) {
+        std::vector<pollfd> fds(clients);
+        for (int i = 0; i < clients; ++i)
+            fds[i] = {cs[i]->tcp().fd(), static_cast<short>(POLLIN | (st[i].sent < st[i].out.size() ? POLLOUT : 0)), 0};
+        if (::poll(fds.data(), fds.size(), 1000) <= 0) continue;
+        done = 0;
+        for (int i = 0; i < clients; ++i) {
+            auto& s = st[i];
+            if (fds[i].revents & POLLOUT) {
+                auto n = ::send(fds[i].fd, s.out.data() + s.sent, s.out.size() - s.sent, MSG_NOSIGNAL);
+                if (n > 0) s.sent += static_cast<std::size_t>(n);
+            }
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                for (;;) {
+                    auto n = ::recv(fds[i].fd, buf.data(), buf.size(), 0);
+                    if (n <= 0) break;
+                    const char* p = buf.data();
+                    const char* end = p + n;
+                    while (p < end) {
+                        if (s.at_line_start) {
+                            s.head.clear();
+                            s.at_line_start = false;
+                        }
+                        const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+                        const char* stop = lf ? lf : end;
+                        if (s.head.size() < 64) s.head.append(p, std::min<std::size_t>(64 - s.head.size(), static_cast<std::size_t>(stop - p)));
+                        if (!lf) break;
+                        if (s.head.starts_with("<")) ++s.text_lines;
+                        else if (s.head.find(" left (too slow)") != std::string::npos) s.saw_too_slow = true;
+                        s.at_line_start = true;
+                        p = lf + 1;
+                    }
+                }
+            }
+            if (s.text_lines >= expected && s.sent == s.out.size()) ++done;
+        }
+    }
+    const long peak = server.peak_rss_kib();
+    std::printf("chat slow consumer: %d clients x %d lines, stalled client dropped; server peak RSS %ld KiB (bound %ld KiB)\n",
+                clients, per_client, peak, bound_kib);
+    int short_of = 0, too_slow_seen = 0;
+    for (auto& s : st) {
+        short_of += s.text_lines != expected;
+        too_slow_seen += s.saw_too_slow;
+    }
+    CHECK(done == clients);
+    CHECK(short_of == 0);
+    CHECK(too_slow_seen == clients);  // everyone heard "* guestN left (too slow)"
+    CHECK(peak < bound_kib);
+    // The stalled client gets what its buffers held, then the close.
+    ::fcntl(stalled, F_SETFL, 0);
+    timeval tv{5, 0};
+    ::setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    bool closed = false;
+    for (int i = 0; i < 100000; ++i) {
+        auto n = ::recv(stalled, buf.data(), buf.size(), 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            closed = true;
+            break;
+        }
+        if (n < 0) break;
+    }
+    CHECK(closed);
+    ::close(stalled);
+    CHECK(server.log().find("error") == std::string::npos);
+}
