@@ -7,6 +7,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -410,4 +412,51 @@ TEST_CASE("chat: a stalled client is dropped as too slow while 100 others exchan
     CHECK(closed);
     ::close(stalled);
     CHECK(server.log().find("error") == std::string::npos);
+}
+
+namespace {
+
+std::string run(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    pclose(p);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("chat through the real telnet client") {
+    RunningServer rs(chat_config);
+    auto [a, an] = join(rs);
+    const std::string sock = "coserve-test-" + std::to_string(::getpid());
+    const std::string tmux = "tmux -L " + sock + " ";
+    REQUIRE(std::system((tmux + "new-session -d -x 200 -y 50 'telnet 127.0.0.1 " +
+                         std::to_string(rs.tcp("chat").port()) + "'").c_str()) == 0);
+    const std::string tmux_pid = run(tmux + "display-message -p '#{pid}'");
+    std::system((tmux + "set-option -g remain-on-exit on").c_str());  // keep the screen after telnet exits
+    auto screen = [&] { return run(tmux + "capture-pane -p"); };
+    auto wait_for = [&](const std::string& text) {
+        for (int i = 0; i < 100; ++i) {
+            if (screen().find(text) != std::string::npos) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return false;
+    };
+    CHECK(wait_for("(type /help for commands)"));
+    const auto joined = a->line();
+    REQUIRE(joined.starts_with("* guest"));
+    const std::string tn = joined.substr(2, joined.find(' ', 2) - 2);
+    a->send_line("hello telnet");
+    CHECK(wait_for("<" + an + "> hello telnet"));
+    std::system((tmux + "send-keys 'hi from telnet' Enter").c_str());
+    CHECK(a->line() == "<" + tn + "> hi from telnet");
+    std::system((tmux + "send-keys '/quit' Enter").c_str());
+    CHECK(a->line() == "* " + tn + " left");
+    INFO(screen());
+    CHECK(wait_for("* bye"));
+    std::system((tmux + "kill-server").c_str());
+    if (!tmux_pid.empty()) ::kill(std::stoi(tmux_pid), SIGKILL);  // if it did not go by itself
 }
