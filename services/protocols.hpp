@@ -59,3 +59,9 @@ bool valid_chat_name(std::string_view name);
 std::string chat_key(std::string_view name);
 
 }  // namespace coserve::services
+
+namespace coserve::services {
+// files: resolve paths component by component (the fallback for kernels
+// without openat2) even where openat2 exists. For tests.
+void files_force_fallback(bool on);
+}  // namespace coserve::services

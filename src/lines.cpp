@@ -117,6 +117,15 @@ std::optional<Line> LineFramer::next() {
     return std::nullopt;
 }
 
+std::size_t LineFramer::take_raw(std::span<char> out) noexcept {
+    if (discarding_) return 0;
+    const std::size_t n = std::min(out.size(), end_ - begin_);
+    if (n > 0) std::memcpy(out.data(), buffer_.data() + begin_, n);
+    begin_ += n;
+    scan_ = std::max(scan_, begin_);
+    return n;
+}
+
 bool LineFramer::ready() const noexcept {
     if (discarding_) return false;
     return std::memchr(buffer_.data() + scan_, '\n', end_ - scan_) != nullptr || end_ - begin_ > max_line_ + 1;

@@ -169,6 +169,13 @@ std::string LineClient::line(std::chrono::milliseconds timeout) {
     }
 }
 
+std::string LineClient::bytes(std::size_t n, std::chrono::milliseconds timeout) {
+    std::string out = buffer_.substr(0, n);
+    buffer_.erase(0, out.size());
+    if (out.size() < n) out += tcp_.recv_exact(n - out.size(), timeout);
+    return out;
+}
+
 bool LineClient::quiet_for(std::chrono::milliseconds wait) {
     try {
         auto l = line(wait);

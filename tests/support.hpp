@@ -69,6 +69,10 @@ public:
     void send_line(std::string_view line) { tcp_.send(std::string(line) + "\r\n"); }
     // The next line without its ending; throws on timeout or EOF.
     std::string line(std::chrono::milliseconds timeout = 5s);
+    // Exactly n raw bytes (after the lines read so far).
+    std::string bytes(std::size_t n, std::chrono::milliseconds timeout = 30s);
+    // Whatever was read past the last line, taken out of the buffer.
+    std::string take_buffered() { return std::exchange(buffer_, {}); }
     // True if no line arrives within `wait`.
     bool quiet_for(std::chrono::milliseconds wait);
     // True if the server closes within `timeout` (lines before that are skipped).

@@ -131,7 +131,7 @@ TEST_CASE("each bad configuration gives one line naming file and section and key
     CHECK(config_error("[server]\nthreads = 1\nbogus = 1\n") == "bad.ini: [server] bogus: unknown key");
     CHECK(config_error("[echo]\nservice = nosuch\n") ==
           "bad.ini: [echo] service: unknown service type \"nosuch\" (known: echo, uppercase, daytime, time, adder, "
-          "hello, discard, chargen, chat)");
+          "hello, discard, chargen, chat, files)");
     CHECK_THAT(config_error("[nosuch]\ntcp = 127.0.0.1:1\n"),
                Catch::StartsWith("bad.ini: [nosuch]: unknown service type \"nosuch\""));
     CHECK(config_error("[echo]\ntcp = 127.0.0.1:99999\n") ==

@@ -58,6 +58,7 @@ public:
     Section(std::string file, std::string name, std::vector<std::pair<std::string, std::string>> values);
 
     const std::string& name() const { return name_; }
+    const std::string& file() const { return file_; }  // the config file this section came from
 
     long long integer(std::string_view key, long long def, long long min, long long max);
     Duration duration(std::string_view key, Duration def, Duration min = Duration::zero(),

@@ -77,6 +77,10 @@ public:
 
     std::size_t max_line() const noexcept { return max_line_; }
 
+    // Moves up to out.size() buffered bytes that follow the last line into
+    // `out` (for protocols that switch from lines to raw bytes, e.g. an upload).
+    std::size_t take_raw(std::span<char> out) noexcept;
+
 private:
     std::size_t max_line_;
     bool telnet_;
@@ -97,6 +101,8 @@ public:
     boost::asio::awaitable<Line> next();
     // True if next() would not have to wait for input.
     bool ready() const noexcept { return eof_ || framer_.ready(); }
+    // Raw bytes already read past the last line (see LineFramer::take_raw).
+    std::size_t take_raw(std::span<char> out) noexcept { return framer_.take_raw(out); }
 
 private:
     Connection& connection_;

@@ -1,0 +1,517 @@
+// files: LIST, GET (resumable, zero-copy sendfile), SIZE, SHA256, PUT, QUIT
+// over plain lines, confined beneath one root directory by openat2(2).
+#include "protocols.hpp"
+
+#include <coserve/connection.hpp>
+#include <coserve/lines.hpp>
+#include <coserve/service.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <openssl/evp.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace coserve::services {
+
+namespace {
+
+namespace asio = boost::asio;
+
+std::atomic<bool> force_fallback{false};
+
+// An owned file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        reset();
+        fd_ = std::exchange(o.fd_, -1);
+        return *this;
+    }
+    ~Fd() { reset(); }
+    void reset() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+// Component by component, for kernels without openat2: every component is
+// opened with O_NOFOLLOW, so any symlink is refused, and ".." may not climb
+// above the starting directory.
+int open_fallback(int base, std::string_view path, int flags) {
+    std::vector<Fd> stack;
+    int current = base;
+    std::vector<std::string> parts;
+    for (std::size_t i = 0; i <= path.size();) {
+        auto slash = path.find('/', i);
+        if (slash == std::string_view::npos) slash = path.size();
+        auto part = path.substr(i, slash - i);
+        if (!part.empty() && part != ".") parts.emplace_back(part);
+        i = slash + 1;
+    }
+    if (parts.empty()) parts.emplace_back(".");
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+        const bool last = k + 1 == parts.size();
+        if (parts[k] == "..") {
+            if (stack.empty()) {
+                errno = EXDEV;
+                return -1;
+            }
+            stack.pop_back();
+            current = stack.empty() ? base : stack.back().get();
+            if (last) return ::openat(current, ".", flags | O_CLOEXEC);
+            continue;
+        }
+        const int f = last ? (flags | O_NOFOLLOW | O_CLOEXEC) : (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = ::openat(current, parts[k].c_str(), f);
+        if (fd < 0) {
+            if (errno == ELOOP || (errno == ENOTDIR && !last)) {
+                struct stat st{};
+                if (::fstatat(current, parts[k].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                    errno = ELOOP;  // a symlink: refused here
+            }
+            return -1;
+        }
+        if (last) {
+            struct stat st{};
+            if ((flags & O_PATH) && ::fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+                ::close(fd);
+                errno = ELOOP;
+                return -1;
+            }
+            return fd;
+        }
+        stack.emplace_back(fd);
+        current = fd;
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+// Opens `path` beneath `base`: never above it, whatever "..", symlinks or
+// magic links say. Returns -1 with errno (EXDEV/ELOOP when it would escape).
+int open_beneath(int base, std::string_view path, int flags) {
+    if (path.empty()) path = ".";
+    if (!force_fallback) {
+        open_how how{};
+        how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        const std::string p(path);
+        long fd = ::syscall(SYS_openat2, base, p.c_str(), &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+    }
+    return open_fallback(base, path, flags);
+}
+
+enum class Found { file, directory, other };
+
+// Outcome of resolving a request path: an open fd or the error line to send.
+struct Opened {
+    Fd fd;
+    struct stat st{};
+    const char* error = nullptr;
+    Found kind() const {
+        return S_ISREG(st.st_mode) ? Found::file : S_ISDIR(st.st_mode) ? Found::directory : Found::other;
+    }
+};
+
+const char* error_for(int err) {
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return "ERR not found";
+    default:  // EXDEV, ELOOP, EACCES, EPERM, ...: it would leave root or may not be read
+        return "ERR forbidden";
+    }
+}
+
+// Resolves a client's path beneath root: O_PATH first (no side effects of
+// opening a device or FIFO), then, for regular files and directories only,
+// the real open. The size a client is told is fstat() of that real open.
+Opened resolve(int root, std::string_view path, int open_flags) {
+    Opened r;
+    if (path.starts_with('/') || path.find('\0') != std::string_view::npos) {
+        r.error = "ERR forbidden";
+        return r;
+    }
+    Fd probe(open_beneath(root, path, O_PATH));
+    if (!probe) {
+        r.error = error_for(errno);
+        return r;
+    }
+    if (::fstat(probe.get(), &r.st) != 0 || (!S_ISREG(r.st.st_mode) && !S_ISDIR(r.st.st_mode))) {
+        r.error = "ERR forbidden";  // devices, FIFOs, sockets
+        return r;
+    }
+    r.fd = Fd(open_beneath(root, path, open_flags | O_NONBLOCK | O_NOCTTY));
+    if (!r.fd || ::fstat(r.fd.get(), &r.st) != 0) {
+        r.error = error_for(errno);
+        r.fd.reset();
+        return r;
+    }
+    if (!S_ISREG(r.st.st_mode) && !S_ISDIR(r.st.st_mode)) {
+        r.error = "ERR forbidden";  // swapped since the probe
+        r.fd.reset();
+    }
+    return r;
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
+
+std::vector<std::string_view> words(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        const std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        if (i > start) out.push_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+struct FilesOptions {
+    Fd root;
+    std::string serve_file;
+    bool allow_upload = false;
+    std::uint64_t max_upload = 100u << 20;
+};
+
+class Files final : public Service {
+public:
+    explicit Files(FilesOptions o) : o_(std::move(o)) {}
+
+    asio::awaitable<void> serve(Connection& c) override {
+        c.socket().native_non_blocking(true);
+        if (!o_.serve_file.empty()) {
+            co_await send_whole_file(c);
+            co_return;
+        }
+        LineReader lines(c, c.options().max_line, Duration::zero(), /*telnet=*/false);
+        const std::string too_long = line_too_long_reply(c.options().max_line);
+        for (;;) {
+            Line line = co_await lines.next();
+            if (line.kind == Line::Kind::end) co_return;
+            if (line.kind == Line::Kind::too_long) {
+                co_await c.write(asio::buffer(too_long));
+                continue;
+            }
+            // Arguments are named before any co_await: GCC 12 mis-evaluates a
+            // conditional expression inside a co_await operand.
+            const auto w = words(line.text);
+            const std::string_view cmd = w.empty() ? std::string_view() : w[0];
+            const std::string_view arg1 = w.size() > 1 ? w[1] : std::string_view(".");  // LIST's default
+            const std::string_view arg2 = w.size() > 2 ? w[2] : std::string_view("0");  // GET's default offset
+            if (cmd == "LIST" && w.size() <= 2) co_await list(c, arg1);
+            else if (cmd == "GET" && (w.size() == 2 || w.size() == 3)) co_await get(c, arg1, arg2);
+            else if (cmd == "SIZE" && w.size() == 2) co_await size(c, w[1]);
+            else if (cmd == "SHA256" && w.size() == 2) co_await sha256(c, w[1]);
+            else if (cmd == "PUT" && w.size() == 3) {
+                if (!co_await put(c, lines, w[1], w[2])) co_return;
+            } else if (cmd == "QUIT" && w.size() == 1) {
+                co_await reply(c, "OK bye");
+                c.shutdown_send();
+                co_return;
+            } else {
+                co_await reply(c, "ERR bad request");
+            }
+        }
+    }
+
+private:
+    static asio::awaitable<void> reply(Connection& c, std::string_view line) {
+        const std::array<asio::const_buffer, 2> out{asio::buffer(line.data(), line.size()), asio::buffer("\n", 1)};
+        co_await c.write(out);
+    }
+
+    // Sends [offset, offset + count) of `file` with sendfile(2): what the
+    // socket takes now, then a wait for writability; no user-space copy, no
+    // buffer, so a client that stops reading costs nothing but its socket.
+    static asio::awaitable<void> send_file(Connection& c, int file, std::uint64_t offset, std::uint64_t count) {
+        const int sock = c.socket().native_handle();
+        off_t off = static_cast<off_t>(offset);
+        std::uint64_t since_yield = 0;
+        while (count > 0) {
+            const ssize_t n = ::sendfile(sock, file, &off, static_cast<std::size_t>(std::min<std::uint64_t>(count, 1 << 20)));
+            if (n > 0) {
+                count -= static_cast<std::uint64_t>(n);
+                c.add_bytes_out(static_cast<std::uint64_t>(n));
+                c.touch();
+                if ((since_yield += static_cast<std::uint64_t>(n)) >= (16u << 20)) {  // be fair to the other clients
+                    since_yield = 0;
+                    co_await asio::post(c.socket().get_executor(), asio::use_awaitable);
+                }
+                continue;
+            }
+            if (n == 0) throw std::runtime_error("file shrank during the transfer");  // cannot send what we promised
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                throw boost::system::system_error(errno, boost::system::system_category(), "sendfile");
+            since_yield = 0;
+            co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::use_awaitable);
+        }
+    }
+
+    asio::awaitable<void> send_whole_file(Connection& c) {
+        Fd f(::open(o_.serve_file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+        struct stat st{};
+        if (!f || ::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            c.log(Severity::error) << "serve_file " << o_.serve_file << ": cannot read: " << std::strerror(errno);
+            co_return;
+        }
+        co_await send_file(c, f.get(), 0, static_cast<std::uint64_t>(st.st_size));
+        c.shutdown_send();
+    }
+
+    asio::awaitable<void> list(Connection& c, std::string_view path) {
+        Opened dir = resolve(o_.root.get(), path, O_RDONLY);
+        if (dir.error) co_return co_await reply(c, dir.error);
+        if (dir.kind() != Found::directory) co_return co_await reply(c, "ERR not a directory");
+        struct Entry {
+            std::string name;
+            char kind;
+            std::uint64_t size;
+        };
+        std::vector<Entry> entries;
+        DIR* d = ::fdopendir(::dup(dir.fd.get()));
+        if (!d) co_return co_await reply(c, "ERR forbidden");
+        while (dirent* e = ::readdir(d)) {
+            std::string_view name = e->d_name;
+            if (name == "." || name == ".." || name.find_first_of("\r\n") != std::string_view::npos) continue;
+            // Symlinks count only when they resolve beneath this directory.
+            Fd probe(open_beneath(dir.fd.get(), name, O_PATH));
+            struct stat st{};
+            if (!probe || ::fstat(probe.get(), &st) != 0) continue;
+            if (S_ISREG(st.st_mode)) entries.push_back({std::string(name), 'f', static_cast<std::uint64_t>(st.st_size)});
+            else if (S_ISDIR(st.st_mode)) entries.push_back({std::string(name), 'd', 0});
+        }
+        ::closedir(d);
+        std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
+        std::string out = "OK " + std::to_string(entries.size()) + "\n";
+        for (const auto& e : entries) out.append(1, e.kind).append(" ").append(std::to_string(e.size)).append(" ").append(e.name).append("\n");
+        co_await c.write(asio::buffer(out));
+    }
+
+    // A regular file for GET, SIZE, SHA256, or the error to send.
+    Opened regular(std::string_view path) {
+        Opened f = resolve(o_.root.get(), path, O_RDONLY);
+        if (!f.error && f.kind() == Found::directory) {
+            f.error = "ERR is a directory";
+            f.fd.reset();
+        }
+        return f;
+    }
+
+    asio::awaitable<void> get(Connection& c, std::string_view path, std::string_view offset_text) {
+        Opened f = regular(path);
+        if (f.error) co_return co_await reply(c, f.error);
+        const auto size = static_cast<std::uint64_t>(f.st.st_size);
+        std::uint64_t offset = 0;
+        if (!parse_u64(offset_text, offset) || offset > size) co_return co_await reply(c, "ERR bad offset");
+        co_await reply(c, "OK " + std::to_string(size - offset));
+        co_await send_file(c, f.fd.get(), offset, size - offset);
+    }
+
+    asio::awaitable<void> size(Connection& c, std::string_view path) {
+        Opened f = regular(path);
+        if (f.error) co_return co_await reply(c, f.error);
+        co_await reply(c, "OK " + std::to_string(f.st.st_size));
+    }
+
+    asio::awaitable<void> sha256(Connection& c, std::string_view path) {
+        Opened f = regular(path);
+        if (f.error) co_return co_await reply(c, f.error);
+        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+        if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw std::runtime_error("EVP_DigestInit_ex");
+        std::vector<unsigned char> buf(1 << 18);
+        off_t off = 0;
+        for (;;) {
+            const ssize_t n = ::pread(f.fd.get(), buf.data(), buf.size(), off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw boost::system::system_error(errno, boost::system::system_category(), "pread");
+            if (n == 0) break;
+            EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
+            off += n;
+            co_await asio::post(c.socket().get_executor(), asio::use_awaitable);  // one chunk per turn: others go on
+        }
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        EVP_DigestFinal_ex(ctx.get(), digest, &len);
+        static constexpr char hex[] = "0123456789abcdef";
+        std::string text = "OK ";
+        for (unsigned i = 0; i < len; ++i) text.append(1, hex[digest[i] >> 4]).append(1, hex[digest[i] & 15]);
+        co_await reply(c, text);
+    }
+
+    // Returns false when the connection must end (the client vanished mid-upload).
+    asio::awaitable<bool> put(Connection& c, LineReader& lines, std::string_view path, std::string_view size_text) {
+        if (!o_.allow_upload) {
+            co_await reply(c, "ERR uploads are disabled");
+            co_return true;
+        }
+        std::uint64_t size = 0;
+        if (!parse_u64(size_text, size)) {
+            co_await reply(c, "ERR bad request");
+            co_return true;
+        }
+        if (size > o_.max_upload)
+            {
+            co_await reply(c, "ERR too large (max " + std::to_string(o_.max_upload) + " bytes)");
+            co_return true;
+        }
+        if (path.starts_with('/') || path.find('\0') != std::string_view::npos || path.ends_with('/'))
+            {
+            co_await reply(c, "ERR forbidden");
+            co_return true;
+        }
+        const auto slash = path.rfind('/');
+        const std::string_view parent = slash == std::string_view::npos ? "." : path.substr(0, slash);
+        const std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
+        if (name == "." || name == "..") {
+            co_await reply(c, "ERR forbidden");
+            co_return true;
+        }
+        Opened dir = resolve(o_.root.get(), parent, O_RDONLY | O_DIRECTORY);
+        if (dir.error) {
+            co_await reply(c, dir.error);
+            co_return true;
+        }
+        if (dir.kind() != Found::directory) {
+            co_await reply(c, "ERR not found");
+            co_return true;
+        }
+        struct stat st{};
+        if (::fstatat(dir.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+            co_await reply(c, "ERR is a directory");
+            co_return true;
+        }
+            if (!S_ISREG(st.st_mode)) {
+            co_await reply(c, "ERR forbidden");
+            co_return true;
+        }  // symlinks included
+        }
+
+        // A temporary file beside the target, renamed into place only when complete.
+        thread_local std::mt19937_64 rng{std::random_device{}()};
+        const std::string temp = "." + name.substr(0, 200) + ".upload-" + std::to_string(rng());
+        Fd out(::openat(dir.fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+        if (!out) {
+            co_await reply(c, std::string("ERR cannot store: ") + std::strerror(errno));
+            co_return true;
+        }
+        struct TempGuard {
+            int dir;
+            const std::string& name;
+            bool keep = false;
+            ~TempGuard() {
+                if (!keep) ::unlinkat(dir, name.c_str(), 0);
+            }
+        } guard{dir.fd.get(), temp};
+        co_await reply(c, "OK send");
+
+        std::vector<char> buf(1 << 16);
+        std::uint64_t left = size;
+        bool write_failed = false;
+        int write_errno = 0;
+        while (left > 0) {
+            std::size_t n = lines.take_raw(std::span<char>(buf.data(), std::min<std::uint64_t>(left, buf.size())));
+            if (n == 0) n = co_await c.read_some(asio::buffer(buf.data(), std::min<std::uint64_t>(left, buf.size())));
+            if (n == 0) co_return false;  // the client left early: the guard removes the temporary file
+            left -= n;
+            for (std::size_t done = 0; done < n && !write_failed;) {
+                const ssize_t w = ::write(out.get(), buf.data() + done, n - done);
+                if (w < 0 && errno == EINTR) continue;
+                if (w < 0) {
+                    write_failed = true;
+                    write_errno = errno;
+                    break;
+                }
+                done += static_cast<std::size_t>(w);
+            }
+        }
+        if (!write_failed && ::fsync(out.get()) != 0) {
+            write_failed = true;
+            write_errno = errno;
+        }
+        if (write_failed) {
+            const std::string error = std::string("ERR cannot store: ") + std::strerror(write_errno);
+            co_await reply(c, error);
+            co_return true;
+        }
+        out.reset();
+        if (::renameat(dir.fd.get(), temp.c_str(), dir.fd.get(), name.c_str()) != 0)
+            {
+            co_await reply(c, std::string("ERR cannot store: ") + std::strerror(errno));
+            co_return true;
+        }
+        guard.keep = true;
+        ::fsync(dir.fd.get());  // the rename itself is durable
+        co_await reply(c, "OK stored");
+        co_return true;
+    }
+
+    FilesOptions o_;
+};
+
+std::string beside_config(const Section& s, const std::string& path) {
+    if (path.empty() || path.front() == '/') return path;
+    const auto slash = s.file().rfind('/');
+    return slash == std::string::npos ? path : s.file().substr(0, slash + 1) + path;
+}
+
+}  // namespace
+
+void files_force_fallback(bool on) {
+    force_fallback = on;
+}
+
+extern const ServiceType files_service{
+    "files",
+    [](Section& s, const InstanceOptions&) -> std::unique_ptr<Service> {
+        FilesOptions o;
+        const std::string root = beside_config(s, s.string("root", "files"));
+        o.serve_file = s.string("serve_file", "");
+        o.allow_upload = s.boolean("allow_upload", false);
+        o.max_upload = static_cast<std::uint64_t>(s.integer("max_upload", 100ll << 20, 0, 1ll << 50));
+        if (!o.serve_file.empty()) {
+            o.serve_file = beside_config(s, o.serve_file);
+            struct stat st{};
+            if (::stat(o.serve_file.c_str(), &st) != 0) s.fail("serve_file", "cannot read \"" + o.serve_file + "\": " + std::strerror(errno));
+            if (!S_ISREG(st.st_mode)) s.fail("serve_file", "\"" + o.serve_file + "\" is not a regular file");
+        } else {
+            o.root = Fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            if (!o.root) s.fail("root", "cannot open directory \"" + root + "\": " + std::strerror(errno));
+        }
+        return std::make_unique<Files>(std::move(o));
+    },
+    true, false};
+
+}  // namespace coserve::services
