@@ -568,26 +568,32 @@ asio::awaitable<void> Chat::serve(Connection& c) {
         co_await c.write(asio::buffer(full));
         co_return;
     }
-    flush(pending);
-    m->done.expires_at(asio::steady_timer::time_point::max());
-    asio::co_spawn(m->executor, writer(c, m), [this, m](std::exception_ptr) {
-        m->writer_done = true;
-        m->done.cancel();
-        bool closing = false;
-        {
-            std::lock_guard lock(m->mutex);
-            closing = m->closing;
-        }
-        if (!closing) kill(*m);  // the writer failed first: end the reader too
-    });
-
     bool quitting = false;
+    bool writer_started = false;
     std::exception_ptr failure;
-    try {
+    try {  // from here on every exit goes through the clean-up below
+        flush(pending);
+        m->done.expires_at(asio::steady_timer::time_point::max());
+        asio::co_spawn(m->executor, writer(c, m), [this, m](std::exception_ptr) {
+            m->writer_done = true;
+            m->done.cancel();
+            bool closing = false;
+            {
+                std::lock_guard lock(m->mutex);
+                closing = m->closing;
+            }
+            if (!closing) kill(*m);  // the writer failed first: end the reader too
+        });
+        writer_started = true;
         LineReader lines(c, c.options().max_line, Duration::zero());
         const std::string too_long = "* error: line too long (max " + std::to_string(c.options().max_line) + " bytes)";
+        std::size_t since_flush = 0;
         while (!quitting && !m->dead) {
-            if (!pending.empty() && !lines.ready()) flush(pending);  // input ran dry: send what we queued
+            // Flush when the input runs dry, and every 64 lines of a long burst.
+            if (!pending.empty() && (!lines.ready() || ++since_flush >= 64)) {
+                flush(pending);
+                since_flush = 0;
+            }
             Line line = co_await lines.next();
             if (line.kind == Line::Kind::end || m->dead) break;
             if (line.kind == Line::Kind::too_long) tell(*m, {too_long}, pending);
@@ -595,6 +601,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
         }
     } catch (...) {
         failure = std::current_exception();
+        if (!writer_started) m->writer_done = true;
     }
 
     // Clean-up runs even when the framework cancelled the session.
@@ -612,13 +619,21 @@ asio::awaitable<void> Chat::serve(Connection& c) {
         c.socket().cancel(ignored);
     }
     m->wake.cancel();
+    // Wait for the writer: after /quit it may still be flushing "* bye" to a
+    // client that does not read; give it 5 s, and stop it at once if the
+    // framework cancels us (shutdown, idle timeout), even if that signal came
+    // while nothing was pending.
+    m->done.expires_after(std::chrono::seconds(5));
     while (!m->writer_done) {
-        co_await m->done.async_wait(asio::as_tuple(asio::use_awaitable));  // the writer ended, or we were cancelled
-        if (!m->writer_done) {  // the framework cancelled us (shutdown, idle): stop the writer now
+        co_await m->done.async_wait(asio::as_tuple(asio::use_awaitable));
+        const auto state = co_await asio::this_coro::cancellation_state;
+        if (!m->writer_done &&
+            (state.cancelled() != asio::cancellation_type::none || clock::now() >= m->done.expiry() || !quitting)) {
             m->dead = true;
             boost::system::error_code ignored;
             c.socket().cancel(ignored);
             m->wake.cancel();
+            m->done.expires_at(asio::steady_timer::time_point::max());
         }
     }
     {
@@ -650,6 +665,9 @@ extern const ServiceType chat_service{
         o.history = static_cast<std::size_t>(s.integer("history", 20, 0, 10'000));
         o.max_clients = static_cast<std::size_t>(s.integer("max_clients", 1000, 1, 10'000'000));
         o.max_queue = static_cast<std::size_t>(s.integer("max_queue", 1024, 1, 1'000'000));
+        if (o.history >= o.max_queue)
+            s.fail("history", "must be smaller than max_queue (" + std::to_string(o.max_queue) +
+                                  "): a newcomer gets the history and the welcome in its queue");
         o.rate = parse_rate(s);
         o.burst = static_cast<double>(s.integer("burst", 40, 1, 1'000'000));
         return std::make_unique<Chat>(std::move(o));

@@ -359,6 +359,7 @@ private:
             if (n == 0) break;
             EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
             off += n;
+            c.touch();  // hashing a huge file is activity, not idleness
             co_await asio::post(c.socket().get_executor(), asio::use_awaitable);  // one chunk per turn: others go on
         }
         unsigned char digest[EVP_MAX_MD_SIZE];
@@ -420,21 +421,27 @@ private:
         }
 
         // A temporary file beside the target, renamed into place only when complete.
+        // Written to an anonymous O_TMPFILE (invisible, and gone even if the
+        // daemon dies mid-upload), or, where the file system lacks it, to a
+        // named temporary file beside the target.
         thread_local std::mt19937_64 rng{std::random_device{}()};
         const std::string temp = "." + name.substr(0, 200) + ".upload-" + std::to_string(rng());
-        Fd out(::openat(dir.fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+        Fd out(::openat(dir.fd.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
+        const bool anonymous = static_cast<bool>(out);
+        if (!anonymous) out = Fd(::openat(dir.fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
         if (!out) {
-            co_await reply(c, std::string("ERR cannot store: ") + std::strerror(errno));
+            const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
+            co_await reply(c, error);
             co_return true;
         }
         struct TempGuard {
             int dir;
             const std::string& name;
-            bool keep = false;
+            bool named;
             ~TempGuard() {
-                if (!keep) ::unlinkat(dir, name.c_str(), 0);
+                if (named) ::unlinkat(dir, name.c_str(), 0);
             }
-        } guard{dir.fd.get(), temp};
+        } guard{dir.fd.get(), temp, !anonymous};
         co_await reply(c, "OK send");
 
         std::vector<char> buf(1 << 16);
@@ -466,13 +473,23 @@ private:
             co_await reply(c, error);
             co_return true;
         }
+        if (anonymous) {  // give it a name: directly where possible, else through /proc
+            const std::string proc = "/proc/self/fd/" + std::to_string(out.get());
+            if (::linkat(out.get(), "", dir.fd.get(), temp.c_str(), AT_EMPTY_PATH) != 0 &&
+                ::linkat(AT_FDCWD, proc.c_str(), dir.fd.get(), temp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+                const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
+                co_await reply(c, error);
+                co_return true;
+            }
+            guard.named = true;
+        }
         out.reset();
-        if (::renameat(dir.fd.get(), temp.c_str(), dir.fd.get(), name.c_str()) != 0)
-            {
-            co_await reply(c, std::string("ERR cannot store: ") + std::strerror(errno));
+        if (::renameat(dir.fd.get(), temp.c_str(), dir.fd.get(), name.c_str()) != 0) {
+            const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
+            co_await reply(c, error);
             co_return true;
         }
-        guard.keep = true;
+        guard.named = false;
         ::fsync(dir.fd.get());  // the rename itself is durable
         co_await reply(c, "OK stored");
         co_return true;

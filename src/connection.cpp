@@ -4,6 +4,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <array>
+
 namespace coserve {
 
 namespace asio = boost::asio;
@@ -69,6 +71,20 @@ asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::muta
 void Connection::shutdown_send() noexcept {
     boost::system::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> Connection::linger() {
+    shutdown_send();
+    std::array<char, 4096> sink;
+    std::size_t dropped = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (dropped < 64 * 1024) {
+        const auto left = std::chrono::duration_cast<Duration>(end - std::chrono::steady_clock::now());
+        if (left <= Duration::zero()) break;
+        const auto n = co_await read_some_for(asio::buffer(sink), left);
+        if (!n || *n == 0) break;
+        dropped += *n;
+    }
 }
 
 asio::awaitable<void> Connection::quiesce() {

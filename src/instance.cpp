@@ -15,6 +15,8 @@ SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     auto& slot = sessions_[id];
     slot.id = id;
     slot.executor = std::move(executor);
+    // Active from the start: the sweep must not take a session that has not run yet for an idle one.
+    slot.last_activity.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     return slot;
 }
 
@@ -28,12 +30,12 @@ std::size_t Instance::session_count() {
     return sessions_.size();
 }
 
-void Instance::cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason) {
+void Instance::cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason, bool again) {
     std::vector<std::pair<std::uint64_t, asio::any_io_executor>> targets;
     {
         std::lock_guard lock(mutex_);
         for (auto& [id, slot] : sessions_)
-            if (!slot.finished && !slot.cancel_reason && pick(slot)) targets.emplace_back(id, slot.executor);
+            if (!slot.finished && (again || !slot.cancel_reason) && pick(slot)) targets.emplace_back(id, slot.executor);
     }
     for (auto& [id, executor] : targets) {
         asio::post(executor, [this, id = id, reason] {

@@ -67,8 +67,9 @@ struct Instance {
     SessionSlot& add_session(boost::asio::any_io_executor executor);
     void remove_session(std::uint64_t id);
     // Terminal cancellation of the sessions for which `pick` is true; the
-    // signal is emitted on each session's own executor. Thread-safe.
-    void cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason);
+    // signal is emitted on each session's own executor. A session already
+    // cancelled is signalled again only with `again`. Thread-safe.
+    void cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason, bool again = false);
     std::size_t session_count();
 
 private:

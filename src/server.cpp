@@ -41,7 +41,7 @@ struct Server::Impl {
             for (auto& a : inst->acceptors) a.close(ignored);
             for (auto& u : inst->udp_sockets) u.close(ignored);
             if (inst->sweep_timer) inst->sweep_timer->cancel();
-            inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at destruction");
+            inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at destruction", true);
         }
         if (started && !ioc->stopped()) {
             ioc->restart();
@@ -160,7 +160,8 @@ asio::awaitable<void> Server::Impl::drain() {
     }
     if (open_sessions() == 0) co_return;
     COSERVE_LOG(Severity::info, "", "") << "grace period over: closing " << open_sessions() << " connection(s)";
-    for (auto& inst : instances) inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown");
+    for (auto& inst : instances)
+        inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
     const auto hard_end = std::chrono::steady_clock::now() + 2s;
     while (open_sessions() > 0 && std::chrono::steady_clock::now() < hard_end) {
         timer.expires_after(10ms);

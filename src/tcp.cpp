@@ -59,6 +59,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlo
     conn.log(Severity::debug) << "accepted";
     try {
         co_await inst.config.service->serve(conn);
+        co_await conn.linger();
     } catch (const boost::system::system_error& e) {
         if (!is_normal_close(e.code())) {
             ++inst.counters.errors;

@@ -223,6 +223,11 @@ TEST_CASE("chat limits: max_line") {
     CHECK(rs.tcp("chat").port() > 0);
 }
 
+TEST_CASE("chat: history must fit in max_queue") {
+    CHECK_THROWS_WITH(coserve::load_config_text("[chat]\ntcp = 127.0.0.1:0\nhistory = 100\nmax_queue = 100\n", "c.ini"),
+                      Catch::StartsWith("c.ini: [chat] history: must be smaller than max_queue (100)"));
+}
+
 TEST_CASE("chat limits: the default max_line is 4096") {
     RunningServer rs(chat_config);
     auto [a, an] = join(rs);

@@ -74,6 +74,12 @@ public:
     // Sends FIN after the last write (our half of a graceful close).
     void shutdown_send() noexcept;
 
+    // Framework use, after serve() returned: sends FIN, then reads and drops
+    // what the client still sends until it closes too (at most 1 s and
+    // 64 KiB). Closing a socket with unread input would send a reset, which
+    // can destroy our last bytes before the client reads them.
+    boost::asio::awaitable<void> linger();
+
     std::uint64_t bytes_in() const noexcept { return bytes_in_; }
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
 
