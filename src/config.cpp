@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -19,7 +20,7 @@ namespace {
 namespace po = boost::program_options;
 namespace ip = boost::asio::ip;
 
-std::string quoted(std::string_view s) {
+std::string quote_text(std::string_view s) {
     return '"' + std::string(s) + '"';
 }
 
@@ -56,23 +57,23 @@ Endpoint parse_endpoint(std::string_view text) {
     std::string_view host, port;
     if (text.starts_with('[')) {
         auto close = text.find(']');
-        if (close == std::string_view::npos) throw std::invalid_argument("missing ']' in " + quoted(text));
+        if (close == std::string_view::npos) throw std::invalid_argument("missing ']' in " + quote_text(text));
         host = text.substr(1, close - 1);
         auto rest = text.substr(close + 1);
-        if (!rest.starts_with(':')) throw std::invalid_argument("expected ':port' after ']' in " + quoted(text));
+        if (!rest.starts_with(':')) throw std::invalid_argument("expected ':port' after ']' in " + quote_text(text));
         port = rest.substr(1);
         boost::system::error_code ec;
         auto a = ip::make_address_v6(std::string(host), ec);
-        if (ec) throw std::invalid_argument("bad IPv6 address " + quoted(host));
+        if (ec) throw std::invalid_argument("bad IPv6 address " + quote_text(host));
         e.address = a;
     } else {
         auto colon = text.rfind(':');
         if (colon == std::string_view::npos)
-            throw std::invalid_argument("expected host:port, got " + quoted(text));
+            throw std::invalid_argument("expected host:port, got " + quote_text(text));
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
         if (host.find(':') != std::string_view::npos)
-            throw std::invalid_argument("IPv6 addresses need brackets, e.g. [::1]:7007, got " + quoted(text));
+            throw std::invalid_argument("IPv6 addresses need brackets, e.g. [::1]:7007, got " + quote_text(text));
         if (host == "*") {
             e.any = true;
         } else {
@@ -80,13 +81,13 @@ Endpoint parse_endpoint(std::string_view text) {
             auto a = ip::make_address_v4(std::string(host), ec);
             if (ec)
                 throw std::invalid_argument("host must be a numeric address (names are not resolved), got " +
-                                            quoted(host));
+                                            quote_text(host));
             e.address = a;
         }
     }
     unsigned long long p = 0;
     if (!parse_unsigned(port, p) || p > 65535)
-        throw std::invalid_argument("bad port " + quoted(port) + " (expected 0-65535)");
+        throw std::invalid_argument("bad port " + quote_text(port) + " (expected 0-65535)");
     e.port = static_cast<std::uint16_t>(p);
     return e;
 }
@@ -98,7 +99,7 @@ std::vector<Endpoint> parse_endpoint_list(std::string_view text) {
     while (true) {
         auto comma = text.find(',', start);
         auto item = trim(text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
-        if (item.empty()) throw std::invalid_argument("empty item in endpoint list " + quoted(text));
+        if (item.empty()) throw std::invalid_argument("empty item in endpoint list " + quote_text(text));
         Endpoint e = parse_endpoint(item);
         for (const auto& prev : out)
             if (prev.overlaps(e) || prev == e) throw std::invalid_argument(e.to_string() + " listed twice");
@@ -117,7 +118,7 @@ Duration parse_duration(std::string_view text) {
     while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
     unsigned long long n = 0;
     if (digits == 0 || !parse_unsigned(text.substr(0, digits), n))
-        throw std::invalid_argument("bad duration " + quoted(text) + " (expected e.g. 250ms, 30s, 5m, 1h)");
+        throw std::invalid_argument("bad duration " + quote_text(text) + " (expected e.g. 250ms, 30s, 5m, 1h)");
     auto unit = text.substr(digits);
     unsigned long long ms_per = 0;
     if (unit == "ms") ms_per = 1;
@@ -126,9 +127,9 @@ Duration parse_duration(std::string_view text) {
     else if (unit == "h") ms_per = 3'600'000;
     else if (unit.empty() && n == 0) ms_per = 1;
     else
-        throw std::invalid_argument("bad duration " + quoted(text) + " (units: ms, s, m, h)");
+        throw std::invalid_argument("bad duration " + quote_text(text) + " (units: ms, s, m, h)");
     if (n > static_cast<unsigned long long>(std::numeric_limits<long long>::max()) / ms_per)
-        throw std::invalid_argument("duration " + quoted(text) + " is too large");
+        throw std::invalid_argument("duration " + quote_text(text) + " is too large");
     return Duration(static_cast<long long>(n * ms_per));
 }
 
@@ -150,7 +151,7 @@ constexpr std::string_view severity_names[] = {"trace", "debug", "info", "warnin
 Severity parse_severity(std::string_view text) {
     for (std::size_t i = 0; i < std::size(severity_names); ++i)
         if (text == severity_names[i]) return static_cast<Severity>(i);
-    throw std::invalid_argument("unknown log level " + quoted(text) +
+    throw std::invalid_argument("unknown log level " + quote_text(text) +
                                 " (expected trace, debug, info, warning, error or fatal)");
 }
 
@@ -196,7 +197,7 @@ long long Section::integer(std::string_view key, long long def, long long min, l
         auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
         if (t.empty() || ec != std::errc() || p != t.data() + t.size() || value < min || value > max)
             fail(key, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
-                          quoted(*v));
+                          quote_text(*v));
     }
     record(key, std::to_string(value));
     return value;
@@ -212,7 +213,7 @@ Duration Section::duration(std::string_view key, Duration def, Duration min, Dur
         }
         if (value < min || value > max)
             fail(key, "expected a duration from " + format_duration(min) + " to " + format_duration(max) + ", got " +
-                          quoted(*v));
+                          quote_text(*v));
     }
     record(key, format_duration(value));
     return value;
@@ -224,7 +225,7 @@ bool Section::boolean(std::string_view key, bool def) {
         auto t = trim(*v);
         if (t == "true" || t == "yes" || t == "on" || t == "1") value = true;
         else if (t == "false" || t == "no" || t == "off" || t == "0") value = false;
-        else fail(key, "expected true or false, got " + quoted(*v));
+        else fail(key, "expected true or false, got " + quote_text(*v));
     }
     record(key, value ? "true" : "false");
     return value;
@@ -237,7 +238,7 @@ std::string Section::string(std::string_view key, std::string_view def) {
         if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
         value = t;
     }
-    record(key, quoted(value));
+    record(key, quote_text(value));
     return value;
 }
 
@@ -248,7 +249,7 @@ std::string Section::choice(std::string_view key, std::string_view def, std::ini
         if (std::find(allowed.begin(), allowed.end(), t) == allowed.end()) {
             std::string list;
             for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-            fail(key, "expected one of " + list + ", got " + quoted(*v));
+            fail(key, "expected one of " + list + ", got " + quote_text(*v));
         }
         value = t;
     }
@@ -269,6 +270,48 @@ std::vector<Endpoint> Section::endpoints(std::string_view key) {
     for (const auto& e : out) text += (text.empty() ? "" : ", ") + e.to_string();
     record(key, text.empty() ? "(none)" : text);
     return out;
+}
+
+std::uint64_t Section::bytes(std::string_view key, std::uint64_t def, std::uint64_t max) {
+    std::uint64_t value = def;
+    if (auto v = find(key)) {
+        auto t = trim(*v);
+        std::uint64_t unit = 1;
+        if (!t.empty()) {
+            switch (t.back()) {
+            case 'K': case 'k': unit = 1ull << 10; break;
+            case 'M': case 'm': unit = 1ull << 20; break;
+            case 'G': case 'g': unit = 1ull << 30; break;
+            default: break;
+            }
+            if (unit != 1) t.remove_suffix(1);
+        }
+        unsigned long long n = 0;
+        if (!parse_unsigned(t, n) || n > max / unit)
+            fail(key, "expected a size from 0 to " + std::to_string(max) + " bytes (e.g. 65536, 64K, 10M, 1G), got " +
+                          quote_text(*v));
+        value = n * unit;
+    }
+    record(key, std::to_string(value));
+    return value;
+}
+
+std::string Section::path(std::string_view key, std::string_view def) {
+    std::string value(def);
+    if (auto v = find(key)) {
+        std::string_view t = trim(*v);
+        if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
+        value = t;
+    }
+    if (!value.empty() && value.front() != '/') {
+        const auto slash = file_.rfind('/');
+        if (slash != std::string::npos) value = file_.substr(0, slash + 1) + value;
+        std::error_code ec;
+        auto absolute = std::filesystem::absolute(value, ec);
+        if (!ec) value = absolute.lexically_normal().string();
+    }
+    record(key, quote_text(value));
+    return value;
 }
 
 void Section::finish() const {
@@ -338,8 +381,8 @@ InstanceConfig load_instance(Section& s) {
     if (!type) {
         std::string known;
         for (const auto* t : service_types()) known += (known.empty() ? "" : ", ") + std::string(t->name);
-        if (type_name) s.fail("service", "unknown service type " + quoted(inst.service_type) + " (known: " + known + ")");
-        s.fail("", "unknown service type " + quoted(inst.service_type) +
+        if (type_name) s.fail("service", "unknown service type " + quote_text(inst.service_type) + " (known: " + known + ")");
+        s.fail("", "unknown service type " + quote_text(inst.service_type) +
                        "; name a known one with `service = TYPE` (known: " + known + ")");
     }
     auto& o = inst.options;
@@ -375,7 +418,7 @@ Config load_config_text(std::string_view text, const std::string& name) {
     for (const auto& opt : parsed.options) {
         auto dot = opt.string_key.rfind('.');
         if (dot == std::string::npos)
-            throw ConfigError(name + ": key " + quoted(opt.string_key) + " is outside any [section]");
+            throw ConfigError(name + ": key " + quote_text(opt.string_key) + " is outside any [section]");
         values[opt.string_key.substr(0, dot)].emplace_back(opt.string_key.substr(dot + 1),
                                                            opt.value.empty() ? std::string() : opt.value.front());
     }
@@ -398,10 +441,26 @@ Config load_config_text(std::string_view text, const std::string& name) {
     config.server.shutdown_grace = server.duration("shutdown_grace", std::chrono::seconds(5), Duration::zero(),
                                                    std::chrono::hours(1));
     config.server.max_connections = server.integer("max_connections", 10000, 1, 10'000'000);
+    config.server.log_file = server.path("log_file", "");
+    config.server.log_json = server.choice("log_format", "text", {"text", "json"}) == "json";
+    config.server.syslog = server.boolean("syslog", false);
+    config.server.log_rotate_size = server.bytes("log_rotate_size", 0, 1ull << 40);
+    if (config.server.log_rotate_size > 0 && config.server.log_file.empty())
+        server.fail("log_rotate_size", "needs log_file");
+    if (config.server.syslog && !config.server.log_file.empty()) server.fail("syslog", "choose log_file or syslog, not both");
+    config.server.pid_file = server.path("pid_file", "");
+    config.server.user = server.string("user", "");
+    config.server.group = server.string("group", "");
+    if (!config.server.group.empty() && config.server.user.empty()) server.fail("group", "needs user");
     server.finish();
 
+    Section metrics(name, "metrics", values["metrics"]);
+    config.metrics.http = metrics.endpoints("http");
+    if (!config.metrics.http.empty()) metrics.fail("http", "the metrics endpoint is not implemented yet");
+    metrics.finish();
+
     for (const auto& sec : unique) {
-        if (sec == "server") continue;
+        if (sec == "server" || sec == "metrics") continue;
         Section s(name, sec, values[sec]);
         config.instances.push_back(load_instance(s));
     }

@@ -1,11 +1,19 @@
-// Boost.Log behind coserve/log.hpp: a synchronous stderr sink, one line per
-// record: `2026-11-22 00:12:34.567890 info [echo] 127.0.0.1:5555: text`.
+// Boost.Log behind coserve/log.hpp. One sink at a time: stderr (default), a
+// file (text_file_backend, with optional size rotation), or the local syslog
+// (syslog_backend). Records are text,
+//   2026-11-22 00:12:34.567890 info [echo] 127.0.0.1:5555: text
+// or one JSON object per line:
+//   {"time":"2026-11-22T00:12:34.567890+00:00","level":"info","instance":"echo","peer":"127.0.0.1:5555","message":"text"}
 #include <coserve/log.hpp>
 
+// Debian builds Boost.Log with native syslog(3) support; the enum needs this.
+#define BOOST_LOG_USE_NATIVE_SYSLOG 1
 #include <boost/core/null_deleter.hpp>
+#include <boost/log/attributes/value_extraction.hpp>
 #include <boost/log/core.hpp>
-#include <boost/log/expressions.hpp>
 #include <boost/log/sinks/sync_frontend.hpp>
+#include <boost/log/sinks/syslog_backend.hpp>
+#include <boost/log/sinks/text_file_backend.hpp>
 #include <boost/log/sinks/text_ostream_backend.hpp>
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/log/sources/severity_logger.hpp>
@@ -24,60 +32,160 @@ namespace {
 namespace bl = boost::log;
 
 std::atomic<int> current_level{static_cast<int>(Severity::info)};
-std::once_flag sink_once;
-
-BOOST_LOG_ATTRIBUTE_KEYWORD(kw_severity, "Severity", Severity)
-BOOST_LOG_ATTRIBUTE_KEYWORD(kw_time, "Time", std::string)
-BOOST_LOG_ATTRIBUTE_KEYWORD(kw_instance, "Instance", std::string)
-BOOST_LOG_ATTRIBUTE_KEYWORD(kw_peer, "Peer", std::string)
+std::mutex sink_mutex;
+boost::shared_ptr<bl::sinks::sink> current_sink;
+boost::shared_ptr<bl::sinks::text_file_backend> file_backend;  // when logging to a file
+std::atomic<bool> json{false};
+std::atomic<bool> ready{false};  // a sink is installed
 
 bl::sources::severity_logger_mt<Severity>& logger() {
     static bl::sources::severity_logger_mt<Severity> lg;
     return lg;
 }
 
-// Local time with microseconds: 2026-11-22 00:12:34.567890
-std::string timestamp() {
+// Local time with microseconds: "2026-11-22 00:12:34.567890", or for JSON the
+// RFC 3339 form "2026-11-22T00:12:34.567890+01:00".
+std::string timestamp(bool rfc3339) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     tm local{};
     localtime_r(&ts.tv_sec, &local);
-    char buf[48];
-    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &local);
-    std::snprintf(buf + n, sizeof buf - n, ".%06ld", static_cast<long>(ts.tv_nsec / 1000));
+    char buf[64];
+    std::size_t n = std::strftime(buf, sizeof buf, rfc3339 ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &local);
+    n += static_cast<std::size_t>(std::snprintf(buf + n, sizeof buf - n, ".%06ld", static_cast<long>(ts.tv_nsec / 1000)));
+    if (rfc3339) {
+        const long off = local.tm_gmtoff;
+        std::snprintf(buf + n, sizeof buf - n, "%c%02ld:%02ld", off < 0 ? '-' : '+', std::labs(off) / 3600,
+                      std::labs(off) % 3600 / 60);
+    }
     return buf;
 }
 
-void install_sink() {
-    using backend_t = bl::sinks::text_ostream_backend;
-    auto backend = boost::make_shared<backend_t>();
-    backend->add_stream(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()));
-    backend->auto_flush(true);
-    auto sink = boost::make_shared<bl::sinks::synchronous_sink<backend_t>>(backend);
-    namespace expr = bl::expressions;
-    sink->set_formatter(expr::stream
-                        << kw_time << " " << kw_severity
-                        << expr::if_(expr::has_attr(kw_instance))[expr::stream << " [" << kw_instance << "]"]
-                        << expr::if_(expr::has_attr(kw_peer))[expr::stream << " " << kw_peer << ":"] << " "
-                        << expr::smessage);
-    bl::core::get()->add_sink(sink);
+void json_string(bl::formatting_ostream& out, std::string_view s) {
+    out << '"';
+    for (char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') out << '\\' << ch;
+        else if (c == '\n') out << "\\n";
+        else if (c == '\r') out << "\\r";
+        else if (c == '\t') out << "\\t";
+        else if (c < 0x20 || c == 0x7f) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\u%04x", c);
+            out << esc;
+        } else out << ch;
+    }
+    out << '"';
+}
+
+void format_record(const bl::record_view& rec, bl::formatting_ostream& out) {
+    const auto time = bl::extract<std::string>("Time", rec);
+    const auto level = bl::extract<Severity>("Severity", rec);
+    const auto instance = bl::extract<std::string>("Instance", rec);
+    const auto peer = bl::extract<std::string>("Peer", rec);
+    const auto message = bl::extract<std::string>("Message", rec);
+    const std::string_view level_name = level ? severity_name(*level) : "info";
+    if (json) {
+        out << "{\"time\":";
+        json_string(out, time ? *time : "");
+        out << ",\"level\":";
+        json_string(out, level_name);
+        if (instance) {
+            out << ",\"instance\":";
+            json_string(out, *instance);
+        }
+        if (peer) {
+            out << ",\"peer\":";
+            json_string(out, *peer);
+        }
+        out << ",\"message\":";
+        json_string(out, message ? *message : "");
+        out << '}';
+        return;
+    }
+    if (time) out << *time << ' ';
+    out << level_name;
+    if (instance) out << " [" << *instance << ']';
+    if (peer) out << ' ' << *peer << ':';
+    out << ' ' << (message ? *message : "");
+}
+
+bl::sinks::syslog::level syslog_level(Severity s) {
+    using namespace bl::sinks::syslog;
+    switch (s) {
+    case Severity::trace:
+    case Severity::debug: return debug;
+    case Severity::info: return info;
+    case Severity::warning: return warning;
+    case Severity::error: return error;
+    case Severity::fatal: return critical;
+    }
+    return info;
+}
+
+void install(const Options& o) {
+    auto core = bl::core::get();
+    if (current_sink) core->remove_sink(current_sink);
+    file_backend.reset();
+    json = o.json;
+    if (o.syslog) {
+        using backend_t = bl::sinks::syslog_backend;
+        auto backend = boost::make_shared<backend_t>(bl::keywords::facility = bl::sinks::syslog::daemon,
+                                                     bl::keywords::use_impl = bl::sinks::syslog::native,
+                                                     bl::keywords::ident = std::string("coserved"));
+        bl::sinks::syslog::custom_severity_mapping<Severity> levels("Severity");
+        for (int i = 0; i <= static_cast<int>(Severity::fatal); ++i)
+            levels[static_cast<Severity>(i)] = syslog_level(static_cast<Severity>(i));
+        backend->set_severity_mapper(levels);
+        auto sink = boost::make_shared<bl::sinks::synchronous_sink<backend_t>>(backend);
+        sink->set_formatter(&format_record);
+        current_sink = sink;
+    } else if (!o.file.empty()) {
+        using backend_t = bl::sinks::text_file_backend;
+        auto backend = o.rotate_size > 0
+            ? boost::make_shared<backend_t>(bl::keywords::file_name = o.file,
+                                            bl::keywords::target_file_name = o.file + ".%N",
+                                            bl::keywords::rotation_size = o.rotate_size,
+                                            bl::keywords::open_mode = std::ios::out | std::ios::app,
+                                            bl::keywords::enable_final_rotation = false)
+            : boost::make_shared<backend_t>(bl::keywords::file_name = o.file,
+                                            bl::keywords::open_mode = std::ios::out | std::ios::app,
+                                            bl::keywords::enable_final_rotation = false);
+        backend->auto_flush(true);
+        file_backend = backend;
+        auto sink = boost::make_shared<bl::sinks::synchronous_sink<backend_t>>(backend);
+        sink->set_formatter(&format_record);
+        current_sink = sink;
+    } else {
+        using backend_t = bl::sinks::text_ostream_backend;
+        auto backend = boost::make_shared<backend_t>();
+        backend->add_stream(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()));
+        backend->auto_flush(true);
+        auto sink = boost::make_shared<bl::sinks::synchronous_sink<backend_t>>(backend);
+        sink->set_formatter(&format_record);
+        current_sink = sink;
+    }
+    core->add_sink(current_sink);
+    ready = true;
 }
 
 }  // namespace
 
-}  // namespace coserve::log
-
-namespace coserve {
-std::ostream& operator<<(std::ostream& out, Severity s) {
-    return out << severity_name(s);
-}
-}  // namespace coserve
-
-namespace coserve::log {
-
 void init(Severity level) {
     set_level(level);
-    std::call_once(sink_once, install_sink);
+    std::lock_guard lock(sink_mutex);
+    if (!current_sink) install(Options{});
+}
+
+void configure(const Options& options) {
+    set_level(options.level);
+    std::lock_guard lock(sink_mutex);
+    install(options);
+}
+
+void reopen() {
+    std::lock_guard lock(sink_mutex);
+    if (file_backend) file_backend->rotate_file();  // closed now, opened again by the next record
 }
 
 void set_level(Severity level) {
@@ -89,11 +197,14 @@ bool enabled(Severity level) noexcept {
 }
 
 void write(Severity level, std::string_view instance, std::string_view peer, std::string_view message) {
-    std::call_once(sink_once, install_sink);
+    if (!ready.load(std::memory_order_acquire)) {
+        std::lock_guard lock(sink_mutex);
+        if (!current_sink) install(Options{});
+    }
     auto& lg = logger();
     if (auto rec = lg.open_record(bl::keywords::severity = level)) {
         bl::record_ostream strm(rec);
-        strm << bl::add_value("Time", timestamp());
+        strm << bl::add_value("Time", timestamp(json));
         if (!instance.empty()) strm << bl::add_value("Instance", std::string(instance));
         if (!peer.empty()) strm << bl::add_value("Peer", std::string(peer));
         strm << message;

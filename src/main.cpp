@@ -1,24 +1,42 @@
 // coserved: the daemon. Exit status: 0 after a clean stop, 1 on a runtime
-// failure (e.g. a port already in use), 2 on a configuration or usage error.
+// failure (a port already in use, another instance running, privileges), 2
+// on a configuration or usage error.
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
 #include <coserve/server.hpp>
 
+#include "daemon.hpp"
+
 #include <boost/program_options.hpp>
 
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
 #include <iostream>
+#include <optional>
 
 #ifndef COSERVE_VERSION
 #define COSERVE_VERSION "0.0.0"
 #endif
 
 namespace po = boost::program_options;
+using coserve::Severity;
+
+namespace {
+
+coserve::log::Options log_options(const coserve::Config& c) {
+    return {c.server.log_level, c.server.log_file, c.server.log_json, c.server.syslog, c.server.log_rotate_size};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     po::options_description desc("Usage: coserved [OPTIONS]\n\nOptions");
     desc.add_options()
         ("config,c", po::value<std::string>()->default_value("config/coserved.ini"), "configuration file (INI)")
         ("check-config,t", "validate the configuration, print the effective instances and endpoints, and exit")
+        ("daemon,d", "detach and run in the background; exit 0 once every endpoint is bound, 1 if not")
+        ("reload", "send SIGHUP to the coserved whose pid is in [server] pid_file, and exit")
         ("log-level", po::value<std::string>(), "trace|debug|info|warning|error|fatal (overrides [server] log_level)")
         ("threads", po::value<int>(), "event-loop threads (overrides [server] threads)")
         ("version,V", "print the version and exit")
@@ -41,9 +59,8 @@ int main(int argc, char** argv) {
     }
 
     const auto path = vm["config"].as<std::string>();
-    coserve::Config config;
-    try {
-        config = coserve::load_config_file(path);
+    auto load = [&]() {
+        auto config = coserve::load_config_file(path);
         if (vm.count("log-level")) {
             try {
                 config.server.log_level = coserve::parse_severity(vm["log-level"].as<std::string>());
@@ -52,10 +69,15 @@ int main(int argc, char** argv) {
             }
         }
         if (vm.count("threads")) {
-            int t = vm["threads"].as<int>();
+            const int t = vm["threads"].as<int>();
             if (t < 1 || t > 256) throw coserve::ConfigError("--threads: expected 1 to 256");
             config.server.threads = t;
         }
+        return config;
+    };
+    coserve::Config config;
+    try {
+        config = load();
     } catch (const coserve::ConfigError& e) {
         std::cerr << "coserved: " << e.what() << "\n";
         return 2;
@@ -64,22 +86,74 @@ int main(int argc, char** argv) {
         std::cout << "coserved: configuration " << path << " is valid\n" << coserve::describe(config);
         return 0;
     }
+    if (vm.count("reload")) {
+        if (config.server.pid_file.empty()) {
+            std::cerr << "coserved: --reload needs [server] pid_file in " << path << "\n";
+            return 2;
+        }
+        try {
+            const int pid = coserve::daemon::read_pid(config.server.pid_file);
+            if (::kill(pid, SIGHUP) != 0) throw std::runtime_error("cannot signal pid " + std::to_string(pid) + ": " + std::strerror(errno));
+            std::cout << "coserved: sent SIGHUP to pid " << pid << "\n";
+            return 0;
+        } catch (const std::exception& e) {
+            std::cerr << "coserved: " << e.what() << "\n";
+            return 1;
+        }
+    }
 
-    coserve::log::init(config.server.log_level);
+    int report = -1;
+    if (vm.count("daemon")) {
+        if (config.server.log_file.empty() && !config.server.syslog)
+            std::cerr << "coserved: warning: --daemon without log_file or syslog: the log is discarded\n";
+        report = coserve::daemon::detach();
+    }
+    auto failed = [&](const std::string& message) {
+        COSERVE_LOG(Severity::fatal, "", "") << message;
+        coserve::daemon::report_failed(report, message);
+        return 1;
+    };
+
+    try {
+        coserve::log::configure(log_options(config));
+    } catch (const std::exception& e) {
+        return failed(std::string("cannot open the log: ") + e.what());
+    }
+    std::optional<coserve::daemon::PidFile> pid_file;
+    if (!config.server.pid_file.empty()) {
+        try {
+            pid_file.emplace(config.server.pid_file);
+        } catch (const std::exception& e) {
+            return failed(e.what());
+        }
+    }
     const long long files = coserve::raise_file_limit();
-    COSERVE_LOG(coserve::Severity::info, "", "")
+    COSERVE_LOG(Severity::info, "", "")
         << "coserved " COSERVE_VERSION " starting with " << config.server.threads << " thread(s); config " << path
         << "; open file limit " << (files < 0 ? std::string("unlimited") : std::to_string(files));
     try {
-        coserve::Server server(std::move(config));
+        const std::string user = config.server.user, group = config.server.group;
+        std::size_t enabled = 0;
+        for (const auto& inst : config.instances) enabled += inst.options.enabled;
+        coserve::ServerOptions options;
+        options.reopen_logs = [] { coserve::log::reopen(); };
+        // Under systemd (Type=notify) these reach the service manager; elsewhere sd_notify does nothing.
+        options.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
+        std::uint64_t watchdog_usec = 0;
+        if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
+            options.watchdog_interval = std::chrono::duration_cast<coserve::Duration>(std::chrono::microseconds(watchdog_usec / 2));
+        coserve::Server server(std::move(config), std::move(options));
         server.start();
+        if (!user.empty()) {
+            coserve::daemon::drop_privileges(user, group);
+            COSERVE_LOG(Severity::info, "", "") << "running as user " << user << (group.empty() ? "" : ", group " + group);
+        }
+        coserve::daemon::report_started(report);
+        report = -1;
+        sd_notifyf(0, "READY=1\nMAINPID=%lu\nSTATUS=serving %zu instance(s)", static_cast<unsigned long>(::getpid()), enabled);
         server.run();
-    } catch (const coserve::BindError& e) {
-        COSERVE_LOG(coserve::Severity::fatal, "", "") << e.what();
-        return 1;
     } catch (const std::exception& e) {
-        COSERVE_LOG(coserve::Severity::fatal, "", "") << e.what();
-        return 1;
+        return failed(e.what());
     }
     return 0;
 }

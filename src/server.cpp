@@ -58,6 +58,9 @@ struct Server::Impl {
 
     void bind_all();
     void begin_shutdown();
+    void watch_signals();
+    asio::awaitable<void> watchdog();
+    std::string status() const;
     asio::awaitable<void> drain();
     long long open_sessions() const { return state->connections.load(); }
 
@@ -81,8 +84,11 @@ typename Protocol::endpoint to_asio(const Endpoint& e, bool v6) {
 
 [[noreturn]] void bind_failed(const Instance& inst, const char* proto, const Endpoint& e, const char* step,
                               const boost::system::error_code& ec) {
+    std::string hint;
+    if (ec == boost::asio::error::access_denied && e.port < 1024)
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
     throw BindError("[" + inst.config.name + "] " + proto + " " + e.to_string() + ": cannot " + step + ": " +
-                    ec.message());
+                    ec.message() + hint);
 }
 
 // Opens a socket for `e`: a wildcard means [::] accepting IPv4 too, or
@@ -130,6 +136,7 @@ void Server::Impl::bind_all() {
 
 void Server::Impl::begin_shutdown() {
     if (state->stopping.exchange(true)) return;
+    if (options.notify) options.notify("STOPPING=1\nSTATUS=stopping: " + std::to_string(open_sessions()) + " connection(s) open");
     COSERVE_LOG(Severity::info, "", "") << "shutting down: " << open_sessions()
                                         << " connection(s) open, waiting up to "
                                         << format_duration(config.server.shutdown_grace);
@@ -148,6 +155,15 @@ void Server::Impl::begin_shutdown() {
     }
     work.reset();
     asio::co_spawn(state->control, drain(), [](std::exception_ptr e) { detail::log_failure("", "shutdown", e); });
+}
+
+asio::awaitable<void> Server::Impl::watchdog() {
+    asio::steady_timer timer(state->control);
+    while (!state->stopping) {
+        options.notify("WATCHDOG=1");
+        timer.expires_after(options.watchdog_interval);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
 }
 
 asio::awaitable<void> Server::Impl::drain() {
@@ -197,14 +213,31 @@ void Server::start() {
         detail::start_tcp(*inst);
         detail::start_udp(*inst);
     }
+    if (impl_->options.notify && impl_->options.watchdog_interval > Duration::zero())
+        asio::co_spawn(impl_->state->control, impl_->watchdog(), [](std::exception_ptr e) { detail::log_failure("", "watchdog", e); });
     if (impl_->options.handle_signals) {
         impl_->signals.emplace(impl_->state->control, SIGINT, SIGTERM);
-        impl_->signals->async_wait([impl = impl_.get()](boost::system::error_code ec, int signo) {
-            if (ec) return;
-            COSERVE_LOG(Severity::info, "", "") << "received " << (signo == SIGINT ? "SIGINT" : "SIGTERM");
-            impl->begin_shutdown();
-        });
+        impl_->signals->add(SIGHUP);
+        impl_->signals->add(SIGUSR1);
+        impl_->watch_signals();
     }
+}
+
+void Server::Impl::watch_signals() {
+    signals->async_wait([this](boost::system::error_code ec, int signo) {
+        if (ec) return;
+        if (signo == SIGHUP) {
+            if (options.reopen_logs) options.reopen_logs();
+            COSERVE_LOG(Severity::info, "", "") << "received SIGHUP: log reopened";
+        } else if (signo == SIGUSR1) {
+            COSERVE_LOG(Severity::info, "", "") << "status: " << open_sessions() << " connection(s) open" << status();
+        } else {
+            COSERVE_LOG(Severity::info, "", "") << "received " << (signo == SIGINT ? "SIGINT" : "SIGTERM");
+            begin_shutdown();
+            return;
+        }
+        watch_signals();
+    });
 }
 
 void Server::run() {
@@ -230,6 +263,25 @@ std::vector<udp::endpoint> Server::udp_endpoints(std::string_view instance) cons
     for (auto& inst : impl_->instances)
         if (inst->config.name == instance) return inst->udp_bound;
     return {};
+}
+
+std::string Server::Impl::status() const {
+    std::string text;
+    for (const auto& inst : instances) {
+        std::string endpoints;
+        for (const auto& ep : inst->tcp_bound) endpoints += " tcp " + log::format_endpoint(ep);
+        for (const auto& ep : inst->udp_bound) endpoints += " udp " + log::format_endpoint(ep);
+        text += "\n  [" + inst->config.name + "] service " + inst->config.service_type + endpoints + ": " +
+                std::to_string(inst->counters.active.load()) + " open, " +
+                std::to_string(inst->counters.accepted.load()) + " accepted, " +
+                std::to_string(inst->counters.rejected.load()) + " rejected, " +
+                std::to_string(inst->counters.datagrams_in.load()) + " datagrams in";
+    }
+    return text;
+}
+
+std::string Server::status() const {
+    return impl_->status();
 }
 
 long long Server::connections() const noexcept {

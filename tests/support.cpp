@@ -54,7 +54,7 @@ bool wait_readable(int fd, std::chrono::milliseconds timeout) {
 RunningServer::RunningServer(std::string_view ini) {
     coserve::log::init(coserve::Severity::warning);
     auto config = coserve::load_config_text(ini, "test.ini");
-    server_ = std::make_unique<coserve::Server>(std::move(config), coserve::ServerOptions{.handle_signals = false});
+    server_ = std::make_unique<coserve::Server>(std::move(config), testing::no_signals());
     server_->start();
     thread_ = std::thread([this] {
         server_->run();

@@ -120,4 +120,11 @@ private:
 
 std::string random_bytes(std::size_t n, unsigned seed);
 
+// Server options for in-process servers: no signal handlers.
+inline coserve::ServerOptions no_signals() {
+    coserve::ServerOptions o;
+    o.handle_signals = false;
+    return o;
+}
+
 }  // namespace testing

@@ -171,3 +171,29 @@ TEST_CASE("a missing file is a configuration error") {
     CHECK_THROWS_WITH(load_config_file("/nonexistent/coserved.ini"),
                       Catch::StartsWith("cannot read config file /nonexistent/coserved.ini"));
 }
+
+TEST_CASE("daemon keys of the server section") {
+    auto c = load_config_text(
+        "[server]\nlog_file = /var/log/coserved.log\nlog_format = json\nlog_rotate_size = 10M\npid_file = /run/c.pid\n"
+        "user = nobody\ngroup = nogroup\n",
+        "/etc/coserve/coserved.ini");
+    CHECK(c.server.log_file == "/var/log/coserved.log");
+    CHECK(c.server.log_json);
+    CHECK(c.server.log_rotate_size == 10u << 20);
+    CHECK(c.server.pid_file == "/run/c.pid");
+    CHECK(c.server.user == "nobody");
+    CHECK(c.server.group == "nogroup");
+    // Relative paths are relative to the config file's folder.
+    auto rel = load_config_text("[server]\nlog_file = logs/c.log\n", "/etc/coserve/coserved.ini");
+    CHECK(rel.server.log_file == "/etc/coserve/logs/c.log");
+    CHECK(config_error("[server]\nlog_format = xml\n") ==
+          "bad.ini: [server] log_format: expected one of text, json, got \"xml\"");
+    CHECK(config_error("[server]\nlog_rotate_size = 10M\n") == "bad.ini: [server] log_rotate_size: needs log_file");
+    CHECK_THAT(config_error("[server]\nlog_file = x\nlog_rotate_size = 10X\n"),
+               Catch::StartsWith("bad.ini: [server] log_rotate_size: expected a size"));
+    CHECK(config_error("[server]\nlog_file = x\nsyslog = true\n") ==
+          "bad.ini: [server] syslog: choose log_file or syslog, not both");
+    CHECK(config_error("[server]\ngroup = nogroup\n") == "bad.ini: [server] group: needs user");
+    CHECK(config_error("[metrics]\nhttp = 127.0.0.1:9187\n") ==
+          "bad.ini: [metrics] http: the metrics endpoint is not implemented yet");
+}

@@ -222,7 +222,7 @@ TEST_CASE("a port already in use fails start() and leaves nothing bound") {
     probe.close();
     auto config = coserve::load_config_text("[a]\nservice = echo\ntcp = 127.0.0.1:" + std::to_string(free_port) +
                                             "\n[b]\nservice = echo\ntcp = 127.0.0.1:" + std::to_string(taken) + "\n");
-    coserve::Server second(std::move(config), coserve::ServerOptions{.handle_signals = false});
+    coserve::Server second(std::move(config), testing::no_signals());
     CHECK_THROWS_WITH(second.start(), Catch::Contains("[b] tcp 127.0.0.1:" + std::to_string(taken) +
                                                       ": cannot bind: Address already in use"));
     // [a]'s listener was closed again: its port can be bound.

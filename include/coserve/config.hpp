@@ -67,6 +67,10 @@ public:
     std::string string(std::string_view key, std::string_view def);
     std::string choice(std::string_view key, std::string_view def, std::initializer_list<std::string_view> allowed);
     std::vector<Endpoint> endpoints(std::string_view key);  // absent = empty list
+    // A byte count: 1048576, 64K, 10M, 1G (powers of 1024).
+    std::uint64_t bytes(std::string_view key, std::uint64_t def, std::uint64_t max);
+    // A path; a relative one is taken relative to the config file's folder. Empty stays empty.
+    std::string path(std::string_view key, std::string_view def);
 
     // The raw text of a key, or nullopt; marks it known without recording it.
     std::optional<std::string> raw(std::string_view key);
@@ -98,6 +102,18 @@ struct ServerConfig {
     Severity log_level = Severity::info;
     Duration shutdown_grace = std::chrono::seconds(5);
     long long max_connections = 10000;
+    std::string log_file;              // empty: stderr
+    bool log_json = false;             // log_format = json
+    bool syslog = false;
+    std::uint64_t log_rotate_size = 0;
+    std::string pid_file;
+    std::string user;                  // drop privileges to this user after binding
+    std::string group;
+};
+
+// [metrics]
+struct MetricsConfig {
+    std::vector<Endpoint> http;  // where GET /metrics, /healthz, /instances are served
 };
 
 // Keys every instance has, whatever its service.
@@ -121,6 +137,7 @@ struct InstanceConfig {
 struct Config {
     std::string file;
     ServerConfig server;
+    MetricsConfig metrics;
     std::vector<InstanceConfig> instances;  // enabled and disabled, in file order
 };
 

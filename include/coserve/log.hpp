@@ -12,14 +12,28 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <optional>
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <string_view>
 
 namespace coserve::log {
 
-// Sets up the stderr sink. Safe to call more than once (later calls only change the level).
+// Where and how records go ([server] log_file, log_format, syslog, log_rotate_size).
+struct Options {
+    Severity level = Severity::info;
+    std::string file;            // empty: stderr
+    bool json = false;           // one JSON object per line instead of text
+    bool syslog = false;         // the local syslog (facility daemon) instead of file or stderr
+    std::uint64_t rotate_size = 0;  // rotate `file` to file.N at this size (0: never)
+};
+
+// Sets up the stderr sink if there is none yet, and the level.
 void init(Severity level);
+// Replaces the sink (at start-up and on reload). Thread-safe.
+void configure(const Options& options);
+// Closes the log file; the next record opens it again (after logrotate moved it).
+void reopen();
 void set_level(Severity level);
 bool enabled(Severity level) noexcept;
 void write(Severity level, std::string_view instance, std::string_view peer, std::string_view message);

@@ -13,9 +13,12 @@
 
 #include <coserve/config.hpp>
 
+#include <string>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -30,7 +33,14 @@ struct BindError : std::runtime_error {
 };
 
 struct ServerOptions {
-    bool handle_signals = true;  // install SIGINT/SIGTERM handlers (off for in-process tests)
+    // SIGINT/SIGTERM stop, SIGHUP reopens the log, SIGUSR1 logs a status
+    // summary. Off for in-process tests.
+    bool handle_signals = true;
+    std::function<void()> reopen_logs;  // called on SIGHUP
+    // Service-manager notifications ("STOPPING=1", "WATCHDOG=1", "STATUS=...");
+    // coserved passes libsystemd's sd_notify. Called on the loop.
+    std::function<void(const std::string&)> notify;
+    Duration watchdog_interval{0};  // send "WATCHDOG=1" this often (0: never)
 };
 
 class Server {
@@ -50,6 +60,9 @@ public:
 
     // Open TCP connections, process-wide.
     long long connections() const noexcept;
+
+    // One line per instance: service, endpoints, open and total connections.
+    std::string status() const;
 
 private:
     struct Impl;

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# End to end: coserved as a daemon. --daemon, the pid file and its lock,
+# signals (SIGUSR1 status, SIGHUP log reopen, --reload, SIGTERM), JSON logs,
+# size rotation, sd_notify, privilege drop. Usage: e2e_daemon.sh PATH/TO/coserved
+set -uo pipefail
+coserved=${1:?usage: e2e_daemon.sh coserved}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+failures=0
+passes=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [[ $2 == "$3" ]]; then passes=$((passes + 1)); echo "ok: $1"
+  else failures=$((failures + 1)); echo "FAIL: $1"; echo "  expected: $(printf %q "$2")"; echo "  actual:   $(printf %q "$3")"; fi
+}
+wait_gone() { for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; return 1; }
+wait_for() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+mkdir -p "$work/run"
+cat >"$work/d.ini" <<INI
+[server]
+pid_file = run/coserved.pid
+log_file = coserved.log
+log_format = json
+log_level = debug
+shutdown_grace = 1s
+[echo]
+tcp = 127.0.0.1:0
+INI
+
+# --daemon: returns once bound, with the pid file written.
+"$coserved" --config "$work/d.ini" --daemon; rc=$?
+check "--daemon exits 0 once serving" 0 "$rc"
+pid=$(cat "$work/run/coserved.pid" 2>/dev/null)
+pids+=("$pid")
+check "the pid file names a live process" yes "$(kill -0 "$pid" 2>/dev/null && echo yes)"
+read -r -a stat <"/proc/$pid/stat"
+check "the daemon has no controlling terminal" 0 "${stat[6]}"
+check "the daemon is not a session leader (it forked twice)" yes "$([[ ${stat[5]} != "$pid" && ${stat[5]} != "$(ps -o sid= $$ | tr -d ' ')" ]] && echo yes || echo "no: session ${stat[5]}")"
+check "the daemon's working directory is /" / "$(readlink "/proc/$pid/cwd")"
+port=$(jq -r 'select(.instance == "echo" and (.message | startswith("service echo"))) | .message' "$work/coserved.log" | grep -o '127.0.0.1:[0-9]*' | sed 's/.*://')
+check "it serves" hi "$(printf 'hi\n' | timeout 5 nc -N 127.0.0.1 "$port")"
+
+out=$("$coserved" --config "$work/d.ini" --daemon 2>&1); rc=$?
+check "a second coserved with the same pid file is refused (exit 1)" 1 "$rc"
+check "with a clear message" 1 "$(grep -c "another coserved is running (pid $pid, pid file $work/run/coserved.pid)" <<<"$out")"
+
+kill -USR1 "$pid"
+wait_for "$work/coserved.log" '"message":"status: '
+check "SIGUSR1 logs a status summary" 1 "$(jq -r .message "$work/coserved.log" | grep -c "^status: 0 connection(s) open")"
+
+mv "$work/coserved.log" "$work/coserved.log.old"
+"$coserved" --config "$work/d.ini" --reload >/dev/null; rc=$?
+check "--reload signals the daemon" 0 "$rc"
+wait_for "$work/coserved.log" 'received SIGHUP'
+check "SIGHUP reopens the log file (logrotate)" 1 "$(grep -c 'received SIGHUP: log reopened' "$work/coserved.log")"
+check "every log line is a JSON object with time, level and message" "" \
+  "$(cat "$work/coserved.log.old" "$work/coserved.log" | jq -c 'select((.time|type) != "string" or (.level|type) != "string" or (.message|type) != "string")' 2>&1)"
+check "JSON logs carry instance and peer" 1 \
+  "$(jq -r 'select(.message == "accepted") | [.instance, (.peer | test("^127.0.0.1:[0-9]+$"))] | @tsv' "$work/coserved.log.old" | sort -u | grep -c "^echo	true$")"
+
+kill -TERM "$pid"
+wait_gone "$pid"
+check "SIGTERM stops the daemon" no "$(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
+check "and removes its pid file" no "$([[ -e $work/run/coserved.pid ]] && echo yes || echo no)"
+
+# A port in use: the original process reports the daemon's failure.
+cat >"$work/clash.ini" <<INI
+[server]
+log_file = clash.log
+[echo]
+tcp = 127.0.0.1:$port
+INI
+exec 5< <(timeout 20 nc -l 127.0.0.1 "$port")
+sleep 0.3
+out=$("$coserved" --config "$work/clash.ini" --daemon 2>&1); rc=$?
+check "--daemon with a port in use exits 1" 1 "$rc"
+check "and prints why" 1 "$(grep -c "tcp 127.0.0.1:$port: cannot bind: Address already in use" <<<"$out")"
+exec 5<&-
+
+# Size rotation.
+cat >"$work/rot.ini" <<INI
+[server]
+log_file = rot.log
+log_rotate_size = 2K
+log_level = debug
+[echo]
+tcp = 127.0.0.1:0
+INI
+"$coserved" --config "$work/rot.ini" >/dev/null 2>&1 &
+rpid=$!; pids+=("$rpid")
+wait_for "$work/rot.log" 'service echo'
+rport=$(grep -o 'tcp 127.0.0.1:[0-9]*' "$work/rot.log" | head -1 | sed 's/.*://')
+for _ in $(seq 40); do printf 'x\n' | timeout 5 nc -N 127.0.0.1 "$rport" >/dev/null; done
+kill -TERM "$rpid"; wait "$rpid"
+rotated=$(ls "$work" | grep -c '^rot\.log\.[0-9]*$')
+check "log_rotate_size rotates the file" yes "$([[ $rotated -ge 1 ]] && echo yes || echo "no ($rotated)")"
+check "no log file grows far past the size" "" "$(find "$work" -name 'rot.log*' -size +8k)"
+
+# sd_notify on a NOTIFY_SOCKET of ours.
+rm -f "$work/notify.sock"
+timeout 10 nc -lkuU "$work/notify.sock" >"$work/notify.out" &
+npid=$!; pids+=("$npid")
+for _ in $(seq 50); do [[ -S $work/notify.sock ]] && break; sleep 0.05; done
+printf '[server]\nshutdown_grace = 1s\n[echo]\ntcp = 127.0.0.1:0\n' >"$work/n.ini"
+NOTIFY_SOCKET=$work/notify.sock WATCHDOG_USEC=200000 "$coserved" --config "$work/n.ini" 2>"$work/n.log" &
+spid=$!; pids+=("$spid")
+wait_for "$work/notify.out" 'READY=1'
+sleep 0.5
+kill -TERM "$spid"; wait "$spid"
+sleep 0.2
+notes=$(cat "$work/notify.out")
+check "sd_notify: READY=1 after binding" 1 "$(grep -c 'READY=1' <<<"$notes")"
+check "sd_notify: STATUS" 1 "$(grep -c 'STATUS=serving 1 instance(s)' <<<"$notes")"
+check "sd_notify: WATCHDOG=1 at half of WATCHDOG_USEC" yes "$([[ $(grep -o 'WATCHDOG=1' <<<"$notes" | wc -l) -ge 3 ]] && echo yes || echo no)"
+check "sd_notify: STOPPING=1 on SIGTERM" 1 "$(grep -c 'STOPPING=1' <<<"$notes")"
+kill "$npid" 2>/dev/null
+
+# Privileges: bind as root, then run as nobody; and a privileged port without root fails clearly.
+if [[ $(id -u) -eq 0 ]]; then
+  printf '[server]\nuser = nobody\nshutdown_grace = 1s\n[echo]\ntcp = 127.0.0.1:7\n' >"$work/priv.ini"
+  if timeout 1 bash -c '</dev/tcp/127.0.0.1/7' 2>/dev/null; then
+    echo "skip: privilege drop (port 7 is taken on this machine)"
+  else
+    "$coserved" --config "$work/priv.ini" 2>"$work/priv.log" &
+    ppid_=$!; pids+=("$ppid_")
+    wait_for "$work/priv.log" 'running as user nobody'
+    check "binds port 7 as root, then runs as nobody" "$(id -u nobody)" "$(awk '/^Uid:/ {print $2}' "/proc/$ppid_/status")"
+    check "and serves on port 7" hi "$(printf 'hi\n' | timeout 5 nc -N 127.0.0.1 7)"
+    kill -TERM "$ppid_"; wait "$ppid_"
+  fi
+  printf '[echo]\ntcp = 127.0.0.1:7\n' >"$work/low.ini"
+  chmod 755 "$work"; chmod 644 "$work/low.ini"
+  out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$coserved" --config "$work/low.ini" 2>&1); rc=$?
+  check "a privileged port without root exits 1" 1 "$rc"
+  check "and says what is needed" 1 "$(grep -c 'ports below 1024 need root or CAP_NET_BIND_SERVICE' <<<"$out")"
+else
+  echo "skip: privilege tests need root"
+fi
+
+echo "e2e_daemon: $passes passed, $failures failed"
+[[ $failures -eq 0 ]]
