@@ -227,6 +227,18 @@ public:
 
     asio::awaitable<void> serve(Connection& c) override;
 
+    void metrics(MetricsWriter& w) const override {
+        w.add("chat_clients", "gauge", "Chat clients connected.", static_cast<double>(clients_.load()));
+        w.add("chat_messages_total", "counter", "Chat lines broadcast to a room (text and /me).",
+              static_cast<double>(messages_.load()));
+        w.add("chat_deliveries_total", "counter", "Broadcast lines queued for recipients.",
+              static_cast<double>(deliveries_.load()));
+        w.add("chat_slow_consumers_total", "counter", "Clients dropped because their queue overflowed.",
+              static_cast<double>(slow_consumers_.load()));
+        w.add("chat_rate_limited_total", "counter", "Lines dropped by the per-client rate limit.",
+              static_cast<double>(rate_dropped_.load()));
+    }
+
 private:
     MessageRef make(std::initializer_list<std::string_view> parts) {
         MessageRef m(pool_.acquire());
@@ -333,8 +345,13 @@ private:
 
     // Everyone in `room` but `except` (hub mutex held).
     void broadcast_locked(Room& room, const MessageRef& m, const Member* except, FlushList& flush) {
+        std::uint64_t n = 0;
         for (auto& member : room.members)
-            if (member.get() != except) enqueue(*member, m, flush);
+            if (member.get() != except) {
+                enqueue(*member, m, flush);
+                ++n;
+            }
+        deliveries_.fetch_add(n, std::memory_order_relaxed);  // one atomic add per broadcast, not per recipient
     }
 
     // Hub mutex held.
@@ -380,6 +397,7 @@ private:
         do m->nick = "guest" + std::to_string(++guest_counter_);
         while (nicks_.contains(chat_key(m->nick)));
         nicks_.emplace(chat_key(m->nick), m.get());
+        clients_ = nicks_.size();
         enter_locked(m, room_locked(o_.room), true, flush);
         return true;
     }
@@ -388,6 +406,7 @@ private:
         std::lock_guard lock(mutex_);
         leave_room_locked(m, notice, flush);
         nicks_.erase(chat_key(m.nick));
+        clients_ = nicks_.size();
     }
 
     // One input line from `m`.
@@ -404,6 +423,9 @@ private:
     std::uint64_t guest_counter_ = 0;
     std::atomic<std::uint64_t> rate_dropped_{0};
     std::atomic<std::uint64_t> slow_consumers_{0};
+    std::atomic<std::uint64_t> messages_{0};
+    std::atomic<std::uint64_t> deliveries_{0};
+    std::atomic<std::uint64_t> clients_{0};
 };
 
 const char* const help_lines[] = {
@@ -445,6 +467,7 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     switch (cmd.kind) {
     case K::text: {
         auto msg = make({"<", m.nick, "> ", cmd.text});
+        ++messages_;
         broadcast_locked(*m.room, msg, &m, flush);
         remember_locked(*m.room, msg);
         break;
@@ -452,6 +475,7 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     case K::me: {
         if (cmd.text.empty()) return tell(m, {"* error: usage: /me ACTION"}, flush);
         auto msg = make({"* ", m.nick, " ", cmd.text});
+        ++messages_;
         broadcast_locked(*m.room, msg, &m, flush);
         remember_locked(*m.room, msg);
         break;
@@ -510,6 +534,7 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     case K::quit:
         leave_room_locked(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
         nicks_.erase(chat_key(m.nick));
+        clients_ = nicks_.size();
         tell(m, {"* bye"}, flush);
         quitting = true;
         break;

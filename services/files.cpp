@@ -208,6 +208,11 @@ class Files final : public Service {
 public:
     explicit Files(FilesOptions o) : o_(std::move(o)) {}
 
+    void metrics(MetricsWriter& w) const override {
+        w.add("files_bytes_sent_total", "counter", "File bytes sent with sendfile.", static_cast<double>(sent_.load()));
+        w.add("files_uploads_total", "counter", "Uploads stored.", static_cast<double>(stored_.load()));
+    }
+
     asio::awaitable<void> serve(Connection& c) override {
         c.socket().native_non_blocking(true);
         if (!o_.serve_file.empty()) {
@@ -254,7 +259,7 @@ private:
     // Sends [offset, offset + count) of `file` with sendfile(2): what the
     // socket takes now, then a wait for writability; no user-space copy, no
     // buffer, so a client that stops reading costs nothing but its socket.
-    static asio::awaitable<void> send_file(Connection& c, int file, std::uint64_t offset, std::uint64_t count) {
+    asio::awaitable<void> send_file(Connection& c, int file, std::uint64_t offset, std::uint64_t count) {
         const int sock = c.socket().native_handle();
         off_t off = static_cast<off_t>(offset);
         std::uint64_t since_yield = 0;
@@ -263,6 +268,7 @@ private:
             if (n > 0) {
                 count -= static_cast<std::uint64_t>(n);
                 c.add_bytes_out(static_cast<std::uint64_t>(n));
+                sent_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
                 c.touch();
                 if ((since_yield += static_cast<std::uint64_t>(n)) >= (16u << 20)) {  // be fair to the other clients
                     since_yield = 0;
@@ -491,11 +497,14 @@ private:
         }
         guard.named = false;
         ::fsync(dir.fd.get());  // the rename itself is durable
+        ++stored_;
         co_await reply(c, "OK stored");
         co_return true;
     }
 
     FilesOptions o_;
+    std::atomic<std::uint64_t> sent_{0};
+    std::atomic<std::uint64_t> stored_{0};
 };
 
 std::string beside_config(const Section& s, const std::string& path) {

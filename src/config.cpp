@@ -456,7 +456,6 @@ Config load_config_text(std::string_view text, const std::string& name) {
 
     Section metrics(name, "metrics", values["metrics"]);
     config.metrics.http = metrics.endpoints("http");
-    if (!config.metrics.http.empty()) metrics.fail("http", "the metrics endpoint is not implemented yet");
     metrics.finish();
 
     for (const auto& sec : unique) {
@@ -481,6 +480,12 @@ std::string describe(const Config& config) {
     out << "[server] threads = " << config.server.threads << ", log_level = " << severity_name(config.server.log_level)
         << ", shutdown_grace = " << format_duration(config.server.shutdown_grace)
         << ", max_connections = " << config.server.max_connections << "\n";
+    if (!config.metrics.http.empty()) {
+        out << "[metrics] http =";
+        for (std::size_t i = 0; i < config.metrics.http.size(); ++i)
+            out << (i ? ", " : " ") << config.metrics.http[i].to_string();
+        out << "\n";
+    }
     for (const auto& inst : config.instances) {
         out << "[" << inst.name << "] service " << inst.service_type
             << (inst.options.enabled ? "" : " (disabled)") << "\n";

@@ -4,6 +4,7 @@
 #include <coserve/log.hpp>
 
 #include "listeners.hpp"
+#include "metrics.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -52,6 +53,7 @@ struct Server::Impl {
             inst->udp_sockets.clear();
             inst->sweep_timer.reset();
         }
+        metrics_acceptors.clear();
         state->control = {};
         ioc.reset();
     }
@@ -71,6 +73,10 @@ struct Server::Impl {
     std::vector<std::unique_ptr<Instance>> instances;
     std::optional<asio::signal_set> signals;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::vector<tcp::acceptor> metrics_acceptors;
+    std::vector<tcp::endpoint> metrics_bound;
+    detail::MetricsSource metrics_source;
+    std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
     bool started = false;
 };
 
@@ -132,6 +138,23 @@ void Server::Impl::bind_all() {
         }
         instances.push_back(std::move(inst));
     }
+    for (const auto& e : config.metrics.http) {
+        tcp::acceptor& a = metrics_acceptors.emplace_back(state->control);
+        tcp::endpoint ep;
+        boost::system::error_code ec;
+        ep = e.any ? tcp::endpoint(tcp::v6(), e.port) : tcp::endpoint(e.address, e.port);
+        a.open(ep.protocol(), ec);
+        if (ec && e.any) {
+            ep = tcp::endpoint(tcp::v4(), e.port);
+            a.open(ep.protocol(), ec);
+        }
+        if (!ec && ep.address().is_v6()) a.set_option(asio::ip::v6_only(!e.any), ec);
+        if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) a.bind(ep, ec);
+        if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) throw BindError("[metrics] http " + e.to_string() + ": cannot bind: " + ec.message());
+        metrics_bound.push_back(a.local_endpoint());
+    }
 }
 
 void Server::Impl::begin_shutdown() {
@@ -141,6 +164,10 @@ void Server::Impl::begin_shutdown() {
                                         << " connection(s) open, waiting up to "
                                         << format_duration(config.server.shutdown_grace);
     if (signals) signals->cancel();
+    for (auto& a : metrics_acceptors) {
+        boost::system::error_code ignored;
+        a.close(ignored);
+    }
     for (auto& inst : instances) {
         for (auto& a : inst->acceptors) {
             boost::system::error_code ignored;
@@ -213,6 +240,13 @@ void Server::start() {
         detail::start_tcp(*inst);
         detail::start_udp(*inst);
     }
+    impl_->metrics_source.metrics = [impl = impl_.get()] { return detail::metrics_text(impl->instances, impl->started_at); };
+    impl_->metrics_source.instances = [impl = impl_.get()] { return detail::instances_json(impl->instances); };
+    for (std::size_t i = 0; i < impl_->metrics_acceptors.size(); ++i) {
+        COSERVE_LOG(Severity::info, "metrics", "") << "http " << log::format_endpoint(impl_->metrics_bound[i])
+                                                   << ": GET /metrics, /healthz, /instances";
+        detail::start_metrics(impl_->metrics_acceptors[i], impl_->metrics_source);
+    }
     if (impl_->options.notify && impl_->options.watchdog_interval > Duration::zero())
         asio::co_spawn(impl_->state->control, impl_->watchdog(), [](std::exception_ptr e) { detail::log_failure("", "watchdog", e); });
     if (impl_->options.handle_signals) {
@@ -282,6 +316,10 @@ std::string Server::Impl::status() const {
 
 std::string Server::status() const {
     return impl_->status();
+}
+
+std::vector<tcp::endpoint> Server::metrics_endpoints() const {
+    return impl_->metrics_bound;
 }
 
 long long Server::connections() const noexcept {

@@ -17,6 +17,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using clock = std::chrono::steady_clock;
 
+constexpr const char* idle_reason = "idle timeout";
+
 // A connection slot, held for the life of a session: one of the instance's
 // max_connections and one of the process's. Released on destruction.
 class Permit {
@@ -77,6 +79,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlo
     inst.counters.bytes_out += conn.bytes_out();
     ++inst.counters.closed;
     const char* why = slot.cancel_reason ? slot.cancel_reason : "closed";
+    if (slot.cancel_reason == idle_reason) ++inst.counters.idle_closed;
     conn.log(Severity::debug) << why << ": bytes in " << conn.bytes_in() << ", out " << conn.bytes_out()
                               << ", duration " << seconds_text(clock::now() - started);
     (void)permit;
@@ -152,7 +155,7 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
         const auto limit = (clock::now() - idle).time_since_epoch().count();
         inst.cancel_sessions(
             [limit](const SessionSlot& s) { return s.last_activity.load(std::memory_order_relaxed) < limit; },
-            "idle timeout");
+            idle_reason);
     }
 }
 

@@ -194,6 +194,7 @@ TEST_CASE("daemon keys of the server section") {
     CHECK(config_error("[server]\nlog_file = x\nsyslog = true\n") ==
           "bad.ini: [server] syslog: choose log_file or syslog, not both");
     CHECK(config_error("[server]\ngroup = nogroup\n") == "bad.ini: [server] group: needs user");
-    CHECK(config_error("[metrics]\nhttp = 127.0.0.1:9187\n") ==
-          "bad.ini: [metrics] http: the metrics endpoint is not implemented yet");
+    CHECK(config_error("[metrics]\nhttp = localhost:9187\n") ==
+          "bad.ini: [metrics] http: host must be a numeric address (names are not resolved), got \"localhost\"");
+    CHECK(config_error("[metrics]\nport = 9187\n") == "bad.ini: [metrics] port: unknown key");
 }

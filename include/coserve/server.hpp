@@ -58,6 +58,9 @@ public:
     std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints(std::string_view instance) const;
     std::vector<boost::asio::ip::udp::endpoint> udp_endpoints(std::string_view instance) const;
 
+    // Where the metrics endpoint listens ([metrics] http).
+    std::vector<boost::asio::ip::tcp::endpoint> metrics_endpoints() const;
+
     // Open TCP connections, process-wide.
     long long connections() const noexcept;
 

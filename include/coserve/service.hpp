@@ -29,6 +29,19 @@ namespace coserve {
 
 class Connection;
 
+// Where a service adds its own counters to GET /metrics (Prometheus text
+// format). The framework adds the `instance` and `service` labels and groups
+// samples by family. Called on the metrics endpoint's thread: read counters
+// that are atomics.
+class MetricsWriter {
+public:
+    virtual ~MetricsWriter() = default;
+    // `name` gets the "coserve_" prefix; `type` is "counter" or "gauge";
+    // `labels` is extra, already formatted (`reason="limit"`), or empty.
+    virtual void add(std::string_view name, std::string_view type, std::string_view help, double value,
+                     std::string_view labels = {}) = 0;
+};
+
 class Service {
 public:
     virtual ~Service() = default;
@@ -43,6 +56,9 @@ public:
     static constexpr std::size_t no_reply = static_cast<std::size_t>(-1);
     virtual std::size_t datagram(std::span<const char> request, const boost::asio::ip::udp::endpoint& from,
                                  std::span<char> reply);
+
+    // The service's own counters for /metrics (none by default).
+    virtual void metrics(MetricsWriter&) const {}
 };
 
 struct ServiceType {

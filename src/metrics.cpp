@@ -1,0 +1,218 @@
+// The metrics endpoint ([metrics] http): GET /metrics (Prometheus text
+// format), /healthz and /instances (JSON), over HTTP/1.1 with Boost.Beast.
+#include "metrics.hpp"
+
+#include <coserve/log.hpp>
+
+#include "listeners.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+namespace coserve::detail {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+std::string escape_label(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+std::string json_string(std::string_view v) {
+    std::string out = "\"";
+    for (char c : v) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string number(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+// Collects samples by family, so each family's HELP, TYPE and samples stay together.
+class Families final : public MetricsWriter {
+public:
+    explicit Families(std::string labels = {}) : labels_(std::move(labels)) {}
+    void with_labels(std::string labels) { labels_ = std::move(labels); }
+
+    void add(std::string_view name, std::string_view type, std::string_view help, double value,
+             std::string_view extra = {}) override {
+        auto& f = families_[std::string("coserve_") + std::string(name)];
+        if (f.type.empty()) {
+            f.type = type;
+            f.help = help;
+        }
+        std::string labels = labels_;
+        if (!extra.empty()) labels += (labels.empty() ? "" : ",") + std::string(extra);
+        f.samples += f.name_prefix(name) + (labels.empty() ? "" : "{" + labels + "}") + " " + number(value) + "\n";
+    }
+
+    std::string text() const {
+        std::string out;
+        for (const auto& [name, f] : families_)
+            out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n" + f.samples;
+        return out;
+    }
+
+private:
+    struct Family {
+        std::string type, help, samples;
+        static std::string name_prefix(std::string_view name) { return "coserve_" + std::string(name); }
+    };
+    std::string labels_;
+    std::map<std::string, Family> families_;
+};
+
+long open_fds() {
+    long n = 0;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+        --n;  // the directory stream's own descriptor
+    }
+    return n;
+}
+
+double resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances,
+                         std::chrono::steady_clock::time_point started) {
+    Families f;
+    for (const auto& inst : instances) {
+        const auto& k = inst->counters;
+        f.with_labels("instance=\"" + escape_label(inst->config.name) + "\",service=\"" +
+                      escape_label(inst->config.service_type) + "\"");
+        f.add("connections_active", "gauge", "Open TCP connections.", static_cast<double>(k.active.load()));
+        f.add("connections_total", "counter", "TCP connections accepted and served.", static_cast<double>(k.accepted.load()));
+        f.add("connections_rejected_total", "counter", "TCP connections closed at accept, by reason.",
+              static_cast<double>(k.rejected.load()), "reason=\"limit\"");
+        f.add("connections_closed_total", "counter", "TCP connections closed.", static_cast<double>(k.closed.load()));
+        f.add("idle_timeouts_total", "counter", "TCP connections closed by idle_timeout.", static_cast<double>(k.idle_closed.load()));
+        f.add("received_bytes_total", "counter", "Bytes read from closed TCP connections.", static_cast<double>(k.bytes_in.load()));
+        f.add("sent_bytes_total", "counter", "Bytes written to closed TCP connections.", static_cast<double>(k.bytes_out.load()));
+        f.add("datagrams_received_total", "counter", "UDP datagrams received.", static_cast<double>(k.datagrams_in.load()));
+        f.add("datagrams_sent_total", "counter", "UDP replies sent.", static_cast<double>(k.datagrams_out.load()));
+        f.add("errors_total", "counter", "Sessions and datagrams that failed with an error.", static_cast<double>(k.errors.load()));
+        inst->config.service->metrics(f);
+    }
+    f.with_labels({});
+    f.add("uptime_seconds", "gauge", "Seconds since coserved started.",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    f.add("open_fds", "gauge", "Open file descriptors of the process.", static_cast<double>(open_fds()));
+    f.add("resident_memory_bytes", "gauge", "Resident memory of the process.", resident_bytes());
+    return f.text();
+}
+
+std::string instances_json(const std::vector<std::unique_ptr<Instance>>& instances) {
+    std::string out = "[";
+    for (const auto& inst : instances) {
+        if (out.size() > 1) out += ",";
+        std::string tcp, udp;
+        for (const auto& ep : inst->tcp_bound) tcp += (tcp.empty() ? "" : ",") + json_string(log::format_endpoint(ep));
+        for (const auto& ep : inst->udp_bound) udp += (udp.empty() ? "" : ",") + json_string(log::format_endpoint(ep));
+        out += "{\"name\":" + json_string(inst->config.name) + ",\"service\":" + json_string(inst->config.service_type) +
+               ",\"tcp\":[" + tcp + "],\"udp\":[" + udp + "],\"connections\":" +
+               std::to_string(inst->counters.active.load()) + ",\"accepted\":" +
+               std::to_string(inst->counters.accepted.load()) + ",\"datagrams\":" +
+               std::to_string(inst->counters.datagrams_in.load()) + "}";
+    }
+    return out + "]\n";
+}
+
+namespace {
+
+asio::awaitable<void> http_session(asio::ip::tcp::socket socket, const MetricsSource& source) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer(8192);
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.body_limit(4096);
+        parser.header_limit(8192);
+        stream.expires_after(std::chrono::seconds(5));  // also bounds how long an idle client delays shutdown
+        auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+        if (ec) break;  // closed, timed out, or not HTTP: nothing to answer
+        const auto& req = parser.get();
+        http::response<http::string_body> res{http::status::ok, req.version()};
+        res.set(http::field::server, "coserved");
+        const std::string_view target(req.target().data(), req.target().size());
+        const auto path = target.substr(0, target.find('?'));
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            res.result(http::status::method_not_allowed);
+            res.set(http::field::allow, "GET, HEAD");
+            res.body() = "method not allowed\n";
+        } else if (path == "/metrics") {
+            res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            res.body() = source.metrics();
+        } else if (path == "/healthz") {
+            res.set(http::field::content_type, "text/plain");
+            res.body() = "ok\n";
+        } else if (path == "/instances") {
+            res.set(http::field::content_type, "application/json");
+            res.body() = source.instances();
+        } else {
+            res.result(http::status::not_found);
+            res.body() = "not found\n";
+        }
+        res.keep_alive(req.keep_alive());
+        res.prepare_payload();
+        if (req.method() == http::verb::head) res.body().clear();
+        auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        if (wec || !res.keep_alive()) break;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> http_accept(asio::ip::tcp::acceptor& acceptor, const MetricsSource& source) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+        if (ec) continue;
+        asio::co_spawn(acceptor.get_executor(), http_session(std::move(socket), source),
+                       [](std::exception_ptr e) { log_failure("metrics", "http session", e); });
+    }
+}
+
+}  // namespace
+
+void start_metrics(asio::ip::tcp::acceptor& acceptor, const MetricsSource& source) {
+    asio::co_spawn(acceptor.get_executor(), http_accept(acceptor, source),
+                   [](std::exception_ptr e) { log_failure("metrics", "http accept", e); });
+}
+
+}  // namespace coserve::detail

@@ -1,0 +1,107 @@
+// Integration: the metrics endpoint, scraped with the real curl and checked
+// with the real promtool.
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+using namespace testing;
+
+namespace {
+
+std::string run(const std::string& cmd, int* status = nullptr) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int rc = pclose(p);
+    if (status) *status = rc;
+    return out;
+}
+
+// The value of one sample, e.g. value(text, "coserve_connections_total{instance=\"echo\",service=\"echo\"}").
+double value(const std::string& text, const std::string& sample) {
+    const auto at = text.find("\n" + sample + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + sample.size() + 2));
+}
+
+const char* const config = R"(
+[metrics]
+http = 127.0.0.1:0
+[echo]
+tcp = 127.0.0.1:0
+udp = 127.0.0.1:0
+[chat]
+tcp = 127.0.0.1:0
+rate = 0
+)";
+
+}  // namespace
+
+TEST_CASE("metrics: /healthz, /instances, 404 and 405") {
+    RunningServer rs(config);
+    const auto base = "http://127.0.0.1:" + std::to_string(rs.server().metrics_endpoints().at(0).port());
+    CHECK(run("curl -s " + base + "/healthz") == "ok\n");
+    const auto json = run("curl -s " + base + "/instances | jq -c '[.[] | {name, service, tcp: (.tcp | length)}]'");
+    CHECK(json == "[{\"name\":\"echo\",\"service\":\"echo\",\"tcp\":1},{\"name\":\"chat\",\"service\":\"chat\",\"tcp\":1}]\n");
+    CHECK(run("curl -s -o /dev/null -w '%{http_code}' " + base + "/nope") == "404");
+    CHECK(run("curl -s -o /dev/null -w '%{http_code}' -X POST " + base + "/metrics") == "405");
+}
+
+TEST_CASE("metrics: counters move with traffic and promtool accepts the exposition") {
+    RunningServer rs(config);
+    const auto url = "http://127.0.0.1:" + std::to_string(rs.server().metrics_endpoints().at(0).port()) + "/metrics";
+    const std::string echo = "{instance=\"echo\",service=\"echo\"}";
+    const std::string chat = "{instance=\"chat\",service=\"chat\"}";
+    auto before = run("curl -s " + url);
+    CHECK(value(before, "coserve_connections_total" + echo) == 0);
+    CHECK(value(before, "coserve_datagrams_received_total" + echo) == 0);
+
+    for (int i = 0; i < 3; ++i) {
+        TcpClient c(rs.tcp("echo"));
+        c.send("0123456789");
+        REQUIRE(c.recv_exact(10) == "0123456789");
+    }
+    UdpClient u(rs.udp("echo"));
+    u.send("ping");
+    REQUIRE(u.recv() == std::optional<std::string>("ping"));
+    {
+        LineClient a(rs.tcp("chat")), b(rs.tcp("chat"));
+        a.line();
+        b.line();
+        a.line();  // b joined
+        a.send_line("hello");
+        REQUIRE(b.line().ends_with("> hello"));
+        auto during = run("curl -s " + url);
+        CHECK(value(during, "coserve_connections_active" + chat) == 2);
+        CHECK(value(during, "coserve_chat_clients" + chat) == 2);
+    }
+    std::this_thread::sleep_for(300ms);  // the closes are counted when the sessions end
+
+    auto after = run("curl -s " + url);
+    CHECK(value(after, "coserve_connections_total" + echo) == 3);
+    CHECK(value(after, "coserve_connections_closed_total" + echo) == 3);
+    CHECK(value(after, "coserve_received_bytes_total" + echo) == 30);
+    CHECK(value(after, "coserve_sent_bytes_total" + echo) == 30);
+    CHECK(value(after, "coserve_datagrams_received_total" + echo) == 1);
+    CHECK(value(after, "coserve_datagrams_sent_total" + echo) == 1);
+    CHECK(value(after, "coserve_chat_messages_total" + chat) == 1);
+    CHECK(value(after, "coserve_chat_deliveries_total" + chat) >= 1);
+    CHECK(value(after, "coserve_connections_active" + chat) == 0);
+    CHECK(value(after, "coserve_open_fds") > 0);
+    CHECK(value(after, "coserve_resident_memory_bytes") > 0);
+    CHECK(value(after, "coserve_uptime_seconds") > 0);
+
+    const std::string file = "/tmp/coserve-metrics-" + std::to_string(::getpid()) + ".txt";
+    std::ofstream(file) << after;
+    int status = -1;
+    const auto lint = run(std::string(PROMTOOL_PATH) + " check metrics < " + file + " 2>&1", &status);
+    std::remove(file.c_str());
+    INFO(lint);
+    CHECK(status == 0);
+    CHECK(lint.empty());
+}
