@@ -1,6 +1,6 @@
 # Thin wrapper over CMake presets. `make run` and `make test` install what is
 # missing first (scripts/install-deps).
-.PHONY: all deps build run test clean
+.PHONY: all deps build run test deb clean
 
 all: build
 
@@ -18,6 +18,10 @@ test: deps
 	cmake --preset debug
 	cmake --build --preset debug
 	ctest --preset debug
+
+# build/release/coserved_<version>_amd64.deb
+deb: build
+	cd build/release && cpack -G DEB
 
 clean:
 	rm -rf build
