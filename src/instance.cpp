@@ -54,7 +54,8 @@ ServerState::ServerState(asio::io_context& ioc, const ServerConfig& config)
     : ioc(ioc),
       config(config),
       control(config.threads > 1 ? asio::any_io_executor(asio::make_strand(ioc))
-                                 : asio::any_io_executor(ioc.get_executor())) {}
+                                 : asio::any_io_executor(ioc.get_executor())),
+      max_connections(config.max_connections) {}
 
 asio::any_io_executor ServerState::connection_executor() {
     if (config.threads > 1) return asio::make_strand(ioc);

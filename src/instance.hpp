@@ -57,6 +57,7 @@ struct Instance {
     InstanceConfig config;
     ServerState& server;
     Counters counters;
+    std::atomic<bool> retired{false};  // replaced by a reload: no listeners, its sessions finish
 
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
     std::vector<boost::asio::ip::udp::socket> udp_sockets;
@@ -88,6 +89,7 @@ public:
     // Listeners, sweeps, signals and shutdown run here (a strand when threads > 1).
     boost::asio::any_io_executor control;
     std::atomic<long long> connections{0};
+    std::atomic<long long> max_connections;  // [server] max_connections, changed by reload
     std::atomic<bool> stopping{false};
 
     // An executor for a new connection: a strand when several threads run the loop.

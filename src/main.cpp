@@ -137,6 +137,18 @@ int main(int argc, char** argv) {
         for (const auto& inst : config.instances) enabled += inst.options.enabled;
         coserve::ServerOptions options;
         options.reopen_logs = [] { coserve::log::reopen(); };
+        options.reload = [&]() -> std::optional<coserve::Config> {
+            try {
+                auto next = load();
+                coserve::log::configure(log_options(next));
+                return next;
+            } catch (const coserve::ConfigError& e) {
+                COSERVE_LOG(Severity::error, "", "") << "reload: " << e.what() << "; the running configuration stays";
+            } catch (const std::exception& e) {
+                COSERVE_LOG(Severity::error, "", "") << "reload: " << e.what() << "; the running configuration stays";
+            }
+            return std::nullopt;
+        };
         // Under systemd (Type=notify) these reach the service manager; elsewhere sd_notify does nothing.
         options.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
         std::uint64_t watchdog_usec = 0;

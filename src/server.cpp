@@ -15,6 +15,13 @@
 
 #include <sys/resource.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <set>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -24,6 +31,26 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using detail::Instance;
+
+// Bound sockets waiting for an instance, as released descriptors: fresh ones,
+// or ones an instance gave up in a reload. Closes what nobody took.
+struct SocketPool {
+    struct Tcp {
+        int fd;
+        tcp::endpoint bound;
+    };
+    struct Udp {
+        int fd;
+        udp::endpoint bound;
+    };
+    std::map<std::string, Tcp> tcps;
+    std::map<std::string, Udp> udps;
+
+    static std::string key(const std::string& instance, const Endpoint& e);
+    void bind_tcp(asio::io_context& ioc, const std::string& instance, const Endpoint& e);  // throws BindError
+    void bind_udp(asio::io_context& ioc, const std::string& instance, const Endpoint& e);
+    ~SocketPool();
+};
 
 struct Server::Impl {
     Impl(Config c, ServerOptions o) : config(std::move(c)), options(o), ioc(std::in_place, config.server.threads) {
@@ -37,6 +64,8 @@ struct Server::Impl {
         // first, so no coroutine frame is destroyed half-way.
         signals.reset();
         work.reset();
+        for (auto& inst : retired) instances.push_back(std::move(inst));
+        retired.clear();
         for (auto& inst : instances) {
             boost::system::error_code ignored;
             for (auto& a : inst->acceptors) a.close(ignored);
@@ -59,6 +88,9 @@ struct Server::Impl {
     }
 
     void bind_all();
+    std::unique_ptr<Instance> assemble(const InstanceConfig& ic, SocketPool& pool);
+    void reload(Config next);
+    void announce(const Instance& inst) const;
     void begin_shutdown();
     void watch_signals();
     asio::awaitable<void> watchdog();
@@ -70,7 +102,9 @@ struct Server::Impl {
     ServerOptions options;
     std::optional<asio::io_context> ioc;
     std::unique_ptr<detail::ServerState> state;
-    std::vector<std::unique_ptr<Instance>> instances;
+    std::vector<std::unique_ptr<Instance>> instances;  // the running configuration's
+    std::vector<std::unique_ptr<Instance>> retired;    // replaced by a reload; their sessions finish
+    mutable std::mutex instances_mutex;                // for the accessors called from other threads
     std::optional<asio::signal_set> signals;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::vector<tcp::acceptor> metrics_acceptors;
@@ -88,72 +122,97 @@ typename Protocol::endpoint to_asio(const Endpoint& e, bool v6) {
     return {e.address, e.port};
 }
 
-[[noreturn]] void bind_failed(const Instance& inst, const char* proto, const Endpoint& e, const char* step,
+[[noreturn]] void bind_failed(const std::string& where, const Endpoint& e, const char* step,
                               const boost::system::error_code& ec) {
     std::string hint;
     if (ec == boost::asio::error::access_denied && e.port < 1024)
         hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
-    throw BindError("[" + inst.config.name + "] " + proto + " " + e.to_string() + ": cannot " + step + ": " +
-                    ec.message() + hint);
+    throw BindError(where + " " + e.to_string() + ": cannot " + step + ": " + ec.message() + hint);
 }
 
 // Opens a socket for `e`: a wildcard means [::] accepting IPv4 too, or
 // 0.0.0.0 where the host has no IPv6.
 template <class Socket, class Protocol>
-void open_for(Socket& s, const Instance& inst, const char* proto, const Endpoint& e, typename Protocol::endpoint& ep) {
+typename Protocol::endpoint open_for(Socket& s, const std::string& where, const Endpoint& e) {
     boost::system::error_code ec;
-    ep = to_asio<Protocol>(e, true);
+    auto ep = to_asio<Protocol>(e, true);
     s.open(ep.protocol(), ec);
     if (ec && e.any) {
         ep = to_asio<Protocol>(e, false);
         s.open(ep.protocol(), ec);
     }
-    if (ec) bind_failed(inst, proto, e, "open a socket", ec);
+    if (ec) bind_failed(where, e, "open a socket", ec);
     if (ep.address().is_v6()) s.set_option(asio::ip::v6_only(!e.any), ec);
+    return ep;
 }
 
 }  // namespace
 
+std::string SocketPool::key(const std::string& instance, const Endpoint& e) {
+    // A port-0 endpoint is only ever the same socket for the same instance.
+    return e.port == 0 ? instance + " " + e.to_string() : e.to_string();
+}
+
+SocketPool::~SocketPool() {
+    for (auto& [k, s] : tcps) ::close(s.fd);
+    for (auto& [k, s] : udps) ::close(s.fd);
+}
+
+void SocketPool::bind_tcp(asio::io_context& ioc, const std::string& instance, const Endpoint& e) {
+    const std::string where = "[" + instance + "] tcp";
+    tcp::acceptor a(ioc);
+    const auto ep = open_for<tcp::acceptor, tcp>(a, where, e);
+    boost::system::error_code ec;
+    a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (a.bind(ep, ec); ec) bind_failed(where, e, "bind", ec);
+    if (a.listen(asio::socket_base::max_listen_connections, ec); ec) bind_failed(where, e, "listen", ec);
+    const auto bound = a.local_endpoint();
+    tcps.emplace(key(instance, e), Tcp{a.release(), bound});
+}
+
+void SocketPool::bind_udp(asio::io_context& ioc, const std::string& instance, const Endpoint& e) {
+    const std::string where = "[" + instance + "] udp";
+    udp::socket s(ioc);
+    const auto ep = open_for<udp::socket, udp>(s, where, e);
+    boost::system::error_code ec;
+    if (s.bind(ep, ec); ec) bind_failed(where, e, "bind", ec);
+    const auto bound = s.local_endpoint();
+    udps.emplace(key(instance, e), Udp{s.release(), bound});
+}
+
+std::unique_ptr<Instance> Server::Impl::assemble(const InstanceConfig& ic, SocketPool& pool) {
+    auto inst = std::make_unique<Instance>(ic, *state);
+    for (const auto& e : ic.options.tcp) {
+        auto node = pool.tcps.extract(SocketPool::key(ic.name, e));
+        tcp::acceptor& a = inst->acceptors.emplace_back(state->control);
+        a.assign(node.mapped().bound.protocol(), node.mapped().fd);
+        inst->tcp_bound.push_back(node.mapped().bound);
+    }
+    for (const auto& e : ic.options.udp) {
+        auto node = pool.udps.extract(SocketPool::key(ic.name, e));
+        udp::socket& s = inst->udp_sockets.emplace_back(state->control);
+        s.assign(node.mapped().bound.protocol(), node.mapped().fd);
+        inst->udp_bound.push_back(node.mapped().bound);
+    }
+    return inst;
+}
+
 void Server::Impl::bind_all() {
+    SocketPool pool;
     for (const auto& ic : config.instances) {
         if (!ic.options.enabled) continue;
-        auto inst = std::make_unique<Instance>(ic, *state);
-        for (const auto& e : ic.options.tcp) {
-            tcp::acceptor& a = inst->acceptors.emplace_back(state->control);
-            tcp::endpoint ep;
-            open_for<tcp::acceptor, tcp>(a, *inst, "tcp", e, ep);
-            boost::system::error_code ec;
-            a.set_option(tcp::acceptor::reuse_address(true), ec);
-            if (a.bind(ep, ec); ec) bind_failed(*inst, "tcp", e, "bind", ec);
-            if (a.listen(asio::socket_base::max_listen_connections, ec); ec) bind_failed(*inst, "tcp", e, "listen", ec);
-            inst->tcp_bound.push_back(a.local_endpoint());
-        }
-        for (const auto& e : ic.options.udp) {
-            udp::socket& s = inst->udp_sockets.emplace_back(state->connection_executor());
-            udp::endpoint ep;
-            open_for<udp::socket, udp>(s, *inst, "udp", e, ep);
-            boost::system::error_code ec;
-            if (s.bind(ep, ec); ec) bind_failed(*inst, "udp", e, "bind", ec);
-            inst->udp_bound.push_back(s.local_endpoint());
-        }
-        instances.push_back(std::move(inst));
+        for (const auto& e : ic.options.tcp) pool.bind_tcp(*ioc, ic.name, e);
+        for (const auto& e : ic.options.udp) pool.bind_udp(*ioc, ic.name, e);
     }
+    for (const auto& ic : config.instances)
+        if (ic.options.enabled) instances.push_back(assemble(ic, pool));
     for (const auto& e : config.metrics.http) {
+        SocketPool metrics_pool;
+        metrics_pool.bind_tcp(*ioc, "metrics", e);
+        auto node = metrics_pool.tcps.extract(metrics_pool.tcps.begin());
         tcp::acceptor& a = metrics_acceptors.emplace_back(state->control);
-        tcp::endpoint ep;
-        boost::system::error_code ec;
-        ep = e.any ? tcp::endpoint(tcp::v6(), e.port) : tcp::endpoint(e.address, e.port);
-        a.open(ep.protocol(), ec);
-        if (ec && e.any) {
-            ep = tcp::endpoint(tcp::v4(), e.port);
-            a.open(ep.protocol(), ec);
-        }
-        if (!ec && ep.address().is_v6()) a.set_option(asio::ip::v6_only(!e.any), ec);
-        if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec) a.bind(ep, ec);
-        if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec) throw BindError("[metrics] http " + e.to_string() + ": cannot bind: " + ec.message());
-        metrics_bound.push_back(a.local_endpoint());
+        a.assign(node.mapped().bound.protocol(), node.mapped().fd);
+        metrics_bound.push_back(node.mapped().bound);
     }
 }
 
@@ -180,6 +239,8 @@ void Server::Impl::begin_shutdown() {
                 s.close(ignored);
             });
     }
+    for (auto& inst : retired)
+        if (inst->sweep_timer) inst->sweep_timer->cancel();
     work.reset();
     asio::co_spawn(state->control, drain(), [](std::exception_ptr e) { detail::log_failure("", "shutdown", e); });
 }
@@ -203,8 +264,9 @@ asio::awaitable<void> Server::Impl::drain() {
     }
     if (open_sessions() == 0) co_return;
     COSERVE_LOG(Severity::info, "", "") << "grace period over: closing " << open_sessions() << " connection(s)";
-    for (auto& inst : instances)
-        inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
+    for (auto* list : {&instances, &retired})
+        for (auto& inst : *list)
+            inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
     const auto hard_end = std::chrono::steady_clock::now() + 2s;
     while (open_sessions() > 0 && std::chrono::steady_clock::now() < hard_end) {
         timer.expires_after(10ms);
@@ -231,12 +293,7 @@ void Server::start() {
     impl_->started = true;
     impl_->work.emplace(impl_->ioc->get_executor());
     for (auto& inst : impl_->instances) {
-        std::string tcp_list, udp_list;
-        for (auto& ep : inst->tcp_bound) tcp_list += (tcp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
-        for (auto& ep : inst->udp_bound) udp_list += (udp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
-        COSERVE_LOG(Severity::info, inst->config.name, "")
-            << "service " << inst->config.service_type << ": tcp " << (tcp_list.empty() ? "-" : tcp_list) << "; udp "
-            << (udp_list.empty() ? "-" : udp_list);
+        impl_->announce(*inst);
         detail::start_tcp(*inst);
         detail::start_udp(*inst);
     }
@@ -257,12 +314,143 @@ void Server::start() {
     }
 }
 
+void Server::Impl::announce(const Instance& inst) const {
+    std::string tcp_list, udp_list;
+    for (auto& ep : inst.tcp_bound) tcp_list += (tcp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
+    for (auto& ep : inst.udp_bound) udp_list += (udp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
+    COSERVE_LOG(Severity::info, inst.config.name, "")
+        << "service " << inst.config.service_type << ": tcp " << (tcp_list.empty() ? "-" : tcp_list) << "; udp "
+        << (udp_list.empty() ? "-" : udp_list);
+}
+
+// Applies a new, valid configuration: instances that did not change keep
+// running untouched; removed ones stop listening and their open connections
+// finish normally; changed ones are rebuilt with the new options for new
+// connections (sockets of unchanged endpoints are handed over, never closed,
+// so no connection attempt is refused); new ones start. Binding what is new
+// comes first: if it fails, nothing changes.
+void Server::Impl::reload(Config next) {
+    if (state->stopping) return;
+    auto same = [](const InstanceConfig& a, const InstanceConfig& b) {
+        return a.service_type == b.service_type && a.effective == b.effective;
+    };
+    std::vector<const InstanceConfig*> wanted;  // enabled instances of the new config
+    for (const auto& ic : next.instances)
+        if (ic.options.enabled) wanted.push_back(&ic);
+    std::vector<Instance*> keep;  // unchanged, by position in `wanted` (nullptr: to build)
+    std::vector<std::unique_ptr<Instance>> leaving;
+    std::map<std::string, Instance*> old_by_name;
+    for (auto& inst : instances) old_by_name[inst->config.name] = inst.get();
+    for (const auto* ic : wanted) {
+        auto it = old_by_name.find(ic->name);
+        keep.push_back(it != old_by_name.end() && same(it->second->config, *ic) ? it->second : nullptr);
+    }
+    // Sockets the leaving (changed or removed) instances hold, by pool key.
+    std::map<std::string, std::pair<Instance*, std::size_t>> held_tcp, held_udp;
+    // A socket is known by its configured endpoint and by the one it is bound
+    // to, so "127.0.0.1:0" that became port 41234 is handed to a new
+    // "127.0.0.1:41234" rather than bound twice.
+    auto aliases = [](const Instance& inst, const Endpoint& configured, const auto& bound) {
+        Endpoint actual;
+        actual.address = bound.address();
+        actual.port = bound.port();
+        return std::array<std::string, 2>{SocketPool::key(inst.config.name, configured), actual.to_string()};
+    };
+    for (auto& inst : instances) {
+        if (std::find(keep.begin(), keep.end(), inst.get()) != keep.end()) continue;
+        for (std::size_t i = 0; i < inst->config.options.tcp.size(); ++i)
+            for (const auto& k : aliases(*inst, inst->config.options.tcp[i], inst->tcp_bound[i])) held_tcp[k] = {inst.get(), i};
+        for (std::size_t i = 0; i < inst->config.options.udp.size(); ++i)
+            for (const auto& k : aliases(*inst, inst->config.options.udp[i], inst->udp_bound[i])) held_udp[k] = {inst.get(), i};
+    }
+    // 1. Bind what nobody holds yet. A failure leaves everything as it was.
+    SocketPool pool;
+    std::set<std::string> wanted_tcp, wanted_udp;
+    try {
+        for (std::size_t w = 0; w < wanted.size(); ++w) {
+            if (keep[w]) continue;
+            for (const auto& e : wanted[w]->options.tcp) {
+                const auto k = SocketPool::key(wanted[w]->name, e);
+                wanted_tcp.insert(k);
+                if (!held_tcp.contains(k)) pool.bind_tcp(*ioc, wanted[w]->name, e);
+            }
+            for (const auto& e : wanted[w]->options.udp) {
+                const auto k = SocketPool::key(wanted[w]->name, e);
+                wanted_udp.insert(k);
+                if (!held_udp.contains(k)) pool.bind_udp(*ioc, wanted[w]->name, e);
+            }
+        }
+    } catch (const BindError& e) {
+        COSERVE_LOG(Severity::error, "", "") << "reload failed: " << e.what() << "; the running configuration stays";
+        return;
+    }
+    // 2. Leaving instances stop accepting; their sockets go to the pool when wanted, else close.
+    std::size_t stopped = 0, changed = 0, started_count = 0;
+    for (auto& inst : instances) {
+        if (std::find(keep.begin(), keep.end(), inst.get()) != keep.end()) continue;
+        inst->retired = true;
+        for (std::size_t i = 0; i < inst->acceptors.size(); ++i) {
+            boost::system::error_code ignored;
+            std::string to;
+            for (const auto& k : aliases(*inst, inst->config.options.tcp[i], inst->tcp_bound[i]))
+                if (to.empty() && wanted_tcp.contains(k)) to = k;
+            if (!to.empty()) pool.tcps.emplace(to, SocketPool::Tcp{inst->acceptors[i].release(ignored), inst->tcp_bound[i]});
+            else inst->acceptors[i].close(ignored);
+        }
+        for (std::size_t i = 0; i < inst->udp_sockets.size(); ++i) {
+            boost::system::error_code ignored;
+            std::string to;
+            for (const auto& k : aliases(*inst, inst->config.options.udp[i], inst->udp_bound[i]))
+                if (to.empty() && wanted_udp.contains(k)) to = k;
+            if (!to.empty()) pool.udps.emplace(to, SocketPool::Udp{inst->udp_sockets[i].release(ignored), inst->udp_bound[i]});
+            else inst->udp_sockets[i].close(ignored);
+        }
+        const bool still_wanted = std::any_of(wanted.begin(), wanted.end(), [&](const InstanceConfig* ic) { return ic->name == inst->config.name; });
+        (still_wanted ? changed : stopped) += 1;
+        if (!still_wanted) COSERVE_LOG(Severity::info, inst->config.name, "") << "removed by reload; open connections finish";
+    }
+    // 3. The new set, in the new file's order.
+    std::vector<std::unique_ptr<Instance>> next_instances;
+    for (std::size_t w = 0; w < wanted.size(); ++w) {
+        if (keep[w]) {
+            for (auto& inst : instances)
+                if (inst.get() == keep[w]) next_instances.push_back(std::move(inst));
+            continue;
+        }
+        auto inst = assemble(*wanted[w], pool);
+        announce(*inst);
+        detail::start_tcp(*inst);
+        detail::start_udp(*inst);
+        next_instances.push_back(std::move(inst));
+        if (!old_by_name.contains(wanted[w]->name)) ++started_count;
+    }
+    {
+        std::lock_guard lock(instances_mutex);
+        for (auto& inst : instances)
+            if (inst) retired.push_back(std::move(inst));
+        instances = std::move(next_instances);
+    }
+    // Server-wide settings that apply at once.
+    if (next.server.threads != config.server.threads)
+        COSERVE_LOG(Severity::warning, "", "") << "reload: threads changes need a restart (still " << config.server.threads << ")";
+    if (!(next.metrics.http == config.metrics.http))
+        COSERVE_LOG(Severity::warning, "", "") << "reload: [metrics] http changes need a restart";
+    next.server.threads = config.server.threads;
+    next.metrics = config.metrics;
+    state->max_connections = next.server.max_connections;
+    config = std::move(next);
+    COSERVE_LOG(Severity::info, "", "") << "reload: " << started_count << " started, " << changed << " changed, " << stopped
+                                        << " stopped, " << (instances.size() - started_count - changed) << " unchanged";
+}
+
 void Server::Impl::watch_signals() {
     signals->async_wait([this](boost::system::error_code ec, int signo) {
         if (ec) return;
         if (signo == SIGHUP) {
             if (options.reopen_logs) options.reopen_logs();
             COSERVE_LOG(Severity::info, "", "") << "received SIGHUP: log reopened";
+            if (options.reload)
+                if (auto next = options.reload()) reload(std::move(*next));
         } else if (signo == SIGUSR1) {
             COSERVE_LOG(Severity::info, "", "") << "status: " << open_sessions() << " connection(s) open" << status();
         } else {
@@ -283,17 +471,24 @@ void Server::run() {
     COSERVE_LOG(Severity::info, "", "") << "stopped";
 }
 
+void Server::reload(Config next) {
+    auto shared = std::make_shared<Config>(std::move(next));
+    asio::post(impl_->state->control, [impl = impl_.get(), shared] { impl->reload(std::move(*shared)); });
+}
+
 void Server::stop() {
     asio::post(impl_->state->control, [impl = impl_.get()] { impl->begin_shutdown(); });
 }
 
 std::vector<tcp::endpoint> Server::tcp_endpoints(std::string_view instance) const {
+    std::lock_guard lock(impl_->instances_mutex);
     for (auto& inst : impl_->instances)
         if (inst->config.name == instance) return inst->tcp_bound;
     return {};
 }
 
 std::vector<udp::endpoint> Server::udp_endpoints(std::string_view instance) const {
+    std::lock_guard lock(impl_->instances_mutex);
     for (auto& inst : impl_->instances)
         if (inst->config.name == instance) return inst->udp_bound;
     return {};

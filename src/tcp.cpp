@@ -24,7 +24,7 @@ constexpr const char* idle_reason = "idle timeout";
 class Permit {
 public:
     static std::optional<Permit> acquire(Instance& inst) {
-        if (inst.server.connections.fetch_add(1) >= inst.server.config.max_connections) {
+        if (inst.server.connections.fetch_add(1) >= inst.server.max_connections.load(std::memory_order_relaxed)) {
             --inst.server.connections;
             return std::nullopt;
         }
@@ -125,7 +125,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
                 boost::system::error_code ignored;
                 COSERVE_LOG(Severity::warning, inst.config.name, log::format_endpoint(socket.remote_endpoint(ignored)))
                     << "connection limit reached (instance " << inst.config.options.max_connections << ", process "
-                    << inst.server.config.max_connections << "); closing new connections until one ends";
+                    << inst.server.max_connections.load() << "); closing new connections until one ends";
             }
             limit_warned = true;
             continue;  // the socket closes as it goes out of scope
@@ -152,6 +152,7 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
         inst.sweep_timer->expires_after(period);
         auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::use_awaitable));
         if (ec || inst.server.stopping) co_return;
+        if (inst.retired && inst.session_count() == 0) co_return;  // replaced by a reload, and drained
         const auto limit = (clock::now() - idle).time_since_epoch().count();
         inst.cancel_sessions(
             [limit](const SessionSlot& s) { return s.last_activity.load(std::memory_order_relaxed) < limit; },

@@ -30,6 +30,8 @@ log_level = debug
 shutdown_grace = 1s
 [echo]
 tcp = 127.0.0.1:0
+[hello]
+tcp = 127.0.0.1:0
 INI
 
 # --daemon: returns once bound, with the pid file written.
@@ -62,6 +64,47 @@ check "every log line is a JSON object with time, level and message" "" \
   "$(cat "$work/coserved.log.old" "$work/coserved.log" | jq -c 'select((.time|type) != "string" or (.level|type) != "string" or (.message|type) != "string")' 2>&1)"
 check "JSON logs carry instance and peer" 1 \
   "$(jq -r 'select(.message == "accepted") | [.instance, (.peer | test("^127.0.0.1:[0-9]+$"))] | @tsv' "$work/coserved.log.old" | sort -u | grep -c "^echo	true$")"
+
+# SIGHUP with a changed config: [hello] removed, [daytime] added, [echo]
+# changed; an open echo connection keeps working, the echo port never closes.
+hport_line=$(jq -r 'select(.instance == "hello" and (.message | startswith("service hello"))) | .message' "$work/coserved.log.old")
+hport=$(grep -o '127.0.0.1:[0-9]*' <<<"$hport_line" | sed 's/.*://')
+check "[hello] serves before the reload" "Hi, we are connected!" "$(timeout 5 nc -N 127.0.0.1 "$hport" </dev/null | tr -d '\r')"
+exec 7<>"/dev/tcp/127.0.0.1/$port"
+printf 'before\n' >&7
+check "an echo connection is open" before "$(timeout 5 head -n1 <&7)"
+cat >"$work/d.ini" <<INI
+[server]
+pid_file = run/coserved.pid
+log_file = coserved.log
+log_format = json
+log_level = debug
+shutdown_grace = 1s
+[echo]
+tcp = 127.0.0.1:$port
+max_connections = 5
+[daytime]
+tcp = 127.0.0.1:0
+utc = true
+INI
+kill -HUP "$pid"
+wait_for "$work/coserved.log" '"message":"reload: '
+check "the reload is logged with what changed" 1 "$(jq -r .message "$work/coserved.log" | grep -c '^reload: 1 started, 1 changed, 1 stopped, 0 unchanged$')"
+printf 'after\n' >&7
+check "the open echo connection survives the reload" after "$(timeout 5 head -n1 <&7)"
+exec 7>&-
+check "new echo connections are served on the same port" again "$(printf 'again\n' | timeout 5 nc -N 127.0.0.1 "$port")"
+check "the removed [hello] no longer listens" refused "$(timeout 5 nc -z 127.0.0.1 "$hport" && echo listening || echo refused)"
+dport=$(jq -r 'select(.instance == "daytime" and (.message | startswith("service daytime"))) | .message' "$work/coserved.log" | grep -o '127.0.0.1:[0-9]*' | sed 's/.*://')
+check "the added [daytime] serves" yes "$(timeout 5 nc -N 127.0.0.1 "$dport" </dev/null | grep -qE '^[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} [0-9]{4}' && echo yes || echo no)"
+
+# SIGHUP with a broken config: logged, nothing changes.
+printf 'bogus line without equals\n' >>"$work/d.ini"
+kill -HUP "$pid"
+wait_for "$work/coserved.log" 'the running configuration stays'
+check "a broken config on reload is logged" 1 "$(jq -r 'select(.level == "error") | .message' "$work/coserved.log" | grep -c 'the running configuration stays')"
+check "and the daemon keeps serving as before" still "$(printf 'still\n' | timeout 5 nc -N 127.0.0.1 "$port")"
+check "including what the last good reload added" yes "$(timeout 5 nc -N 127.0.0.1 "$dport" </dev/null | grep -qE '[0-9]{4}' && echo yes || echo no)"
 
 kill -TERM "$pid"
 wait_gone "$pid"

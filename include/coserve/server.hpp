@@ -20,6 +20,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -37,6 +38,9 @@ struct ServerOptions {
     // summary. Off for in-process tests.
     bool handle_signals = true;
     std::function<void()> reopen_logs;  // called on SIGHUP
+    // Called on SIGHUP after reopen_logs: the new configuration to apply, or
+    // nullopt to keep the running one (the callee logs why).
+    std::function<std::optional<Config>()> reload;
     // Service-manager notifications ("STOPPING=1", "WATCHDOG=1", "STATUS=...");
     // coserved passes libsystemd's sd_notify. Called on the loop.
     std::function<void(const std::string&)> notify;
@@ -53,6 +57,8 @@ public:
     void start();
     void run();
     void stop();  // begin graceful shutdown; thread-safe, idempotent
+    // Applies a new configuration as SIGHUP does (asynchronously; thread-safe).
+    void reload(Config next);
 
     // The bound addresses of an instance (useful with port 0).
     std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints(std::string_view instance) const;
