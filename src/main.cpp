@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -151,6 +152,14 @@ int main(int argc, char** argv) {
         };
         // Under systemd (Type=notify) these reach the service manager; elsewhere sd_notify does nothing.
         options.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
+        // Socket activation: LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES.
+        char** names = nullptr;
+        const int inherited = sd_listen_fds_with_names(1, &names);
+        for (int i = 0; i < inherited; ++i) {
+            options.inherited.push_back({SD_LISTEN_FDS_START + i, names && names[i] ? names[i] : "unknown"});
+            if (names) std::free(names[i]);
+        }
+        std::free(names);
         std::uint64_t watchdog_usec = 0;
         if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
             options.watchdog_interval = std::chrono::duration_cast<coserve::Duration>(std::chrono::microseconds(watchdog_usec / 2));

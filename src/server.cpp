@@ -14,11 +14,14 @@
 #include <boost/asio/strand.hpp>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <set>
 #include <mutex>
@@ -88,6 +91,9 @@ struct Server::Impl {
     }
 
     void bind_all();
+    void adopt_inherited(SocketPool& pool);
+    // Inherited sockets by configured endpoint ("127.0.0.1:7007"), for reloads.
+    std::map<std::string, std::pair<int, tcp::endpoint>> inherited_tcp, inherited_udp;
     std::unique_ptr<Instance> assemble(const InstanceConfig& ic, SocketPool& pool);
     void reload(Config next);
     void announce(const Instance& inst) const;
@@ -197,12 +203,63 @@ std::unique_ptr<Instance> Server::Impl::assemble(const InstanceConfig& ic, Socke
     return inst;
 }
 
+namespace {
+
+bool same_endpoint(const Endpoint& configured, const asio::ip::address& address, unsigned short port) {
+    if (configured.port != port) return false;
+    if (configured.any) return address.is_unspecified();
+    return configured.address == address;
+}
+
+}  // namespace
+
+// Sockets from systemd go into the pool under the key of the configured
+// endpoint they are bound to, so nothing binds those endpoints again.
+void Server::Impl::adopt_inherited(SocketPool& pool) {
+    for (const auto& s : options.inherited) {
+        const auto dash = s.name.rfind('-');
+        const std::string instance = dash == std::string::npos ? "" : s.name.substr(0, dash);
+        const std::string proto = dash == std::string::npos ? "" : s.name.substr(dash + 1);
+        const InstanceConfig* ic = nullptr;
+        for (const auto& c : config.instances)
+            if (c.name == instance && c.options.enabled) ic = &c;
+        if (!ic || (proto != "tcp" && proto != "udp"))
+            throw BindError("socket activation: FileDescriptorName=" + s.name +
+                            " names no enabled instance (expected INSTANCE-tcp or INSTANCE-udp)");
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (::getsockname(s.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+            throw BindError("socket activation: " + s.name + ": getsockname: " + std::strerror(errno));
+        const auto& list = proto == "tcp" ? ic->options.tcp : ic->options.udp;
+        tcp::endpoint bound;
+        std::memcpy(bound.data(), &ss, std::min<std::size_t>(len, bound.capacity()));
+        bound.resize(len);
+        const Endpoint* match = nullptr;
+        for (const auto& e : list)
+            if (same_endpoint(e, bound.address(), bound.port())) match = &e;
+        if (!match)
+            throw BindError("socket activation: " + s.name + " is bound to " + log::format_endpoint(bound) + ", which [" +
+                            instance + "] " + proto + " does not list");
+        const auto key = SocketPool::key(instance, *match);
+        // The pool gets a duplicate: the inherited descriptor itself stays
+        // open for the life of the process, whatever a reload does.
+        if (proto == "tcp") pool.tcps.emplace(key, SocketPool::Tcp{::dup(s.fd), bound});
+        else pool.udps.emplace(key, SocketPool::Udp{::dup(s.fd), udp::endpoint(bound.address(), bound.port())});
+        (proto == "tcp" ? inherited_tcp : inherited_udp)[match->to_string()] = {s.fd, bound};
+        COSERVE_LOG(Severity::info, instance, "") << proto << " " << log::format_endpoint(bound)
+                                                  << ": from the service manager (" << s.name << ")";
+    }
+}
+
 void Server::Impl::bind_all() {
     SocketPool pool;
+    adopt_inherited(pool);
     for (const auto& ic : config.instances) {
         if (!ic.options.enabled) continue;
-        for (const auto& e : ic.options.tcp) pool.bind_tcp(*ioc, ic.name, e);
-        for (const auto& e : ic.options.udp) pool.bind_udp(*ioc, ic.name, e);
+        for (const auto& e : ic.options.tcp)
+            if (!pool.tcps.contains(SocketPool::key(ic.name, e))) pool.bind_tcp(*ioc, ic.name, e);
+        for (const auto& e : ic.options.udp)
+            if (!pool.udps.contains(SocketPool::key(ic.name, e))) pool.bind_udp(*ioc, ic.name, e);
     }
     for (const auto& ic : config.instances)
         if (ic.options.enabled) instances.push_back(assemble(ic, pool));
@@ -372,12 +429,21 @@ void Server::Impl::reload(Config next) {
             for (const auto& e : wanted[w]->options.tcp) {
                 const auto k = SocketPool::key(wanted[w]->name, e);
                 wanted_tcp.insert(k);
-                if (!held_tcp.contains(k)) pool.bind_tcp(*ioc, wanted[w]->name, e);
+                if (held_tcp.contains(k)) continue;
+                if (auto it = inherited_tcp.find(e.to_string()); it != inherited_tcp.end())
+                    pool.tcps.emplace(k, SocketPool::Tcp{::dup(it->second.first), it->second.second});
+                else
+                    pool.bind_tcp(*ioc, wanted[w]->name, e);
             }
             for (const auto& e : wanted[w]->options.udp) {
                 const auto k = SocketPool::key(wanted[w]->name, e);
                 wanted_udp.insert(k);
-                if (!held_udp.contains(k)) pool.bind_udp(*ioc, wanted[w]->name, e);
+                if (held_udp.contains(k)) continue;
+                if (auto it = inherited_udp.find(e.to_string()); it != inherited_udp.end())
+                    pool.udps.emplace(k, SocketPool::Udp{::dup(it->second.first),
+                                                         udp::endpoint(it->second.second.address(), it->second.second.port())});
+                else
+                    pool.bind_udp(*ioc, wanted[w]->name, e);
             }
         }
     } catch (const BindError& e) {

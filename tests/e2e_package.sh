@@ -27,7 +27,7 @@ check "Depends names the runtime libraries" 1 "$(grep -c '^ Depends: libboost-pr
 check "the config is a conffile" /etc/coserve/coserved.ini "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)"
 check "postinst enables the unit where systemd runs" 1 "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -c 'systemctl enable coserved.service')"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
-for f in ./usr/bin/coserved ./etc/coserve/coserved.ini ./usr/lib/systemd/system/coserved.service \
+for f in ./usr/bin/coserved ./etc/coserve/coserved.ini ./usr/lib/systemd/system/coserved.service ./usr/lib/systemd/system/coserved-echo.socket \
          ./usr/share/coserved/files/hello.txt ./usr/share/doc/coserved/README.md; do
   check "the package holds $f" 1 "$(grep -cx "$f" <<<"$contents")"
 done

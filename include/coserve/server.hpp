@@ -33,6 +33,14 @@ struct BindError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A listening socket passed in by a service manager (systemd socket
+// activation): the descriptor and its FileDescriptorName, which must be
+// "INSTANCE-tcp" or "INSTANCE-udp".
+struct InheritedSocket {
+    int fd;
+    std::string name;
+};
+
 struct ServerOptions {
     // SIGINT/SIGTERM stop, SIGHUP reopens the log, SIGUSR1 logs a status
     // summary. Off for in-process tests.
@@ -45,6 +53,9 @@ struct ServerOptions {
     // coserved passes libsystemd's sd_notify. Called on the loop.
     std::function<void(const std::string&)> notify;
     Duration watchdog_interval{0};  // send "WATCHDOG=1" this often (0: never)
+    // Used instead of binding the endpoints they are bound to. Never closed,
+    // also not when a reload no longer needs them (the manager owns them).
+    std::vector<InheritedSocket> inherited;
 };
 
 class Server {
