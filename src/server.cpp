@@ -22,6 +22,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <set>
 #include <mutex>
@@ -515,8 +516,16 @@ void Server::Impl::watch_signals() {
         if (signo == SIGHUP) {
             if (options.reopen_logs) options.reopen_logs();
             COSERVE_LOG(Severity::info, "", "") << "received SIGHUP: log reopened";
-            if (options.reload)
+            if (options.reload) {
+                if (options.notify) {
+                    timespec now{};
+                    clock_gettime(CLOCK_MONOTONIC, &now);
+                    options.notify("RELOADING=1\nMONOTONIC_USEC=" +
+                                   std::to_string(static_cast<long long>(now.tv_sec) * 1'000'000 + now.tv_nsec / 1000));
+                }
                 if (auto next = options.reload()) reload(std::move(*next));
+                if (options.notify) options.notify("READY=1\nSTATUS=serving " + std::to_string(instances.size()) + " instance(s)");
+            }
         } else if (signo == SIGUSR1) {
             COSERVE_LOG(Severity::info, "", "") << "status: " << open_sessions() << " connection(s) open" << status();
         } else {

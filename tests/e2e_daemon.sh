@@ -154,13 +154,17 @@ NOTIFY_SOCKET=$work/notify.sock WATCHDOG_USEC=200000 "$coserved" --config "$work
 spid=$!; pids+=("$spid")
 wait_for "$work/notify.out" 'READY=1'
 sleep 0.5
+kill -HUP "$spid"
+sleep 0.3
 kill -TERM "$spid"; wait "$spid"
 sleep 0.2
 notes=$(cat "$work/notify.out")
-check "sd_notify: READY=1 after binding" 1 "$(grep -c 'READY=1' <<<"$notes")"
-check "sd_notify: STATUS" 1 "$(grep -c 'STATUS=serving 1 instance(s)' <<<"$notes")"
+check "sd_notify: READY=1 first, once bound" READY=1 "$(head -n1 <<<"$notes")"
+check "sd_notify: MAINPID and STATUS with it" yes "$(grep -q "^MAINPID=$spid" <<<"$notes" && grep -q 'STATUS=serving 1 instance(s)' <<<"$notes" && echo yes || echo no)"
 check "sd_notify: WATCHDOG=1 at half of WATCHDOG_USEC" yes "$([[ $(grep -o 'WATCHDOG=1' <<<"$notes" | wc -l) -ge 3 ]] && echo yes || echo no)"
 check "sd_notify: STOPPING=1 on SIGTERM" 1 "$(grep -c 'STOPPING=1' <<<"$notes")"
+check "sd_notify: RELOADING=1 with MONOTONIC_USEC, then READY=1, around a reload" yes \
+  "$(tr -d '\n' <<<"$notes" | grep -qE 'RELOADING=1MONOTONIC_USEC=[0-9]+.*READY=1STATUS=serving 1 instance' && echo yes || echo no)"
 kill "$npid" 2>/dev/null
 
 # Privileges: bind as root, then run as nobody; and a privileged port without root fails clearly.
