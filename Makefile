@@ -14,10 +14,14 @@ build: deps
 run: build
 	./build/release/coserved --config config/coserved.ini
 
+# The suite runs on the sanitized Debug build; the Release daemon is compiled
+# too, because GCC's optimizer finds warnings (errors here) that Debug does not.
 test: deps
 	cmake --preset debug
 	cmake --build --preset debug
 	ctest --preset debug
+	cmake --preset release
+	cmake --build --preset release --target coserved
 
 # build/release/coserved_<version>_amd64.deb
 deb: build

@@ -22,8 +22,13 @@ bool is_separator(char c) {
 
 std::string quote_token(std::string_view token) {
     constexpr std::size_t shown = 40;
-    if (token.size() > shown) return "\"" + std::string(token.substr(0, shown)) + "...\"";
-    return "\"" + std::string(token) + "\"";
+    std::string out;
+    out.reserve(shown + 5);
+    out.push_back('"');
+    out.append(token.substr(0, shown));
+    if (token.size() > shown) out.append("...");
+    out.push_back('"');
+    return out;
 }
 
 struct Term {
@@ -96,7 +101,7 @@ std::string adder_sum(std::string_view line, std::size_t max_terms, std::size_t 
         while (text.back() == '0') text.pop_back();
         if (text.back() == '.') text.pop_back();
     }
-    if (negative && text != "0") text.insert(0, "-");
+    if (negative && text != "0") text.insert(text.begin(), '-');
     return text;
 }
 

@@ -62,20 +62,30 @@ std::string timestamp(bool rfc3339) {
 }
 
 void json_string(bl::formatting_ostream& out, std::string_view s) {
-    out << '"';
+    std::string text;
+    text.reserve(s.size() + 2);
+    text.push_back('"');
     for (char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') out << '\\' << ch;
-        else if (c == '\n') out << "\\n";
-        else if (c == '\r') out << "\\r";
-        else if (c == '\t') out << "\\t";
-        else if (c < 0x20 || c == 0x7f) {
+        if (c == '"' || c == '\\') {
+            text.push_back('\\');
+            text.push_back(ch);
+        } else if (c == '\n') {
+            text.append("\\n");
+        } else if (c == '\r') {
+            text.append("\\r");
+        } else if (c == '\t') {
+            text.append("\\t");
+        } else if (c < 0x20 || c == 0x7f) {
             char esc[8];
             std::snprintf(esc, sizeof esc, "\\u%04x", c);
-            out << esc;
-        } else out << ch;
+            text.append(esc);
+        } else {
+            text.push_back(ch);
+        }
     }
-    out << '"';
+    text.push_back('"');
+    out << text;
 }
 
 void format_record(const bl::record_view& rec, bl::formatting_ostream& out) {
