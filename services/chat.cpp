@@ -201,24 +201,6 @@ struct ChatOptions {
     double burst;
 };
 
-double parse_rate(Section& s) {
-    auto text = s.string("rate", "20/s");
-    if (text == "0") return 0;
-    const auto slash = text.find('/');
-    const std::string unit = slash == std::string::npos ? "" : text.substr(slash + 1);
-    double per = unit == "s" ? 1 : unit == "m" ? 60 : 0;
-    long long n = 0;
-    try {
-        std::size_t used = 0;
-        n = std::stoll(text.substr(0, slash), &used);
-        if (used != slash) per = 0;
-    } catch (const std::exception&) {
-        per = 0;
-    }
-    if (per == 0 || n <= 0 || n > 1'000'000) s.fail("rate", "expected N/s or N/m (N from 1 to 1000000) or 0, got \"" + text + "\"");
-    return static_cast<double>(n) / per;
-}
-
 // ---- the hub: one per chat instance -----------------------------------------
 
 class Chat final : public Service {
@@ -693,8 +675,9 @@ extern const ServiceType chat_service{
         if (o.history >= o.max_queue)
             s.fail("history", "must be smaller than max_queue (" + std::to_string(o.max_queue) +
                                   "): a newcomer gets the history and the welcome in its queue");
-        o.rate = parse_rate(s);
-        o.burst = static_cast<double>(s.integer("burst", 40, 1, 1'000'000));
+        const Rate rate = s.rate("rate", "20/s", "burst", 40);
+        o.rate = rate.per_second;
+        o.burst = rate.burst;
         return std::make_unique<Chat>(std::move(o));
     },
     true, false, 4096};

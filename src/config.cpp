@@ -110,6 +110,68 @@ std::vector<Endpoint> parse_endpoint_list(std::string_view text) {
     return out;
 }
 
+// ---- address ranges and rates -----------------------------------------------
+
+namespace {
+ip::address unmapped(const ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, a.to_v6());
+    return a;
+}
+}  // namespace
+
+bool Cidr::contains(const ip::address& raw) const noexcept {
+    const ip::address a = unmapped(raw);
+    if (a.is_v4() != network.is_v4()) return false;
+    if (a.is_v4()) {
+        const auto mask = prefix == 0 ? 0u : ~0u << (32 - prefix);
+        return (a.to_v4().to_uint() & mask) == (network.to_v4().to_uint() & mask);
+    }
+    const auto x = a.to_v6().to_bytes(), n = network.to_v6().to_bytes();
+    unsigned bits = prefix;
+    for (std::size_t i = 0; i < 16 && bits > 0; ++i) {
+        const unsigned take = bits >= 8 ? 8 : bits;
+        const auto mask = static_cast<unsigned char>(0xFF << (8 - take));
+        if ((x[i] & mask) != (n[i] & mask)) return false;
+        bits -= take;
+    }
+    return true;
+}
+
+std::string Cidr::to_string() const {
+    return network.to_string() + "/" + std::to_string(prefix);
+}
+
+Cidr parse_cidr(std::string_view text) {
+    text = trim(text);
+    const auto slash = text.find('/');
+    const std::string host(text.substr(0, slash));
+    boost::system::error_code ec;
+    auto address = ip::make_address(host, ec);
+    if (ec) throw std::invalid_argument("bad address " + quote_text(host) + " (expected e.g. 10.0.0.0/8 or ::1)");
+    const unsigned max = address.is_v4() ? 32 : 128;
+    unsigned long long prefix = max;
+    if (slash != std::string_view::npos && (!parse_unsigned(text.substr(slash + 1), prefix) || prefix > max))
+        throw std::invalid_argument("bad prefix length in " + quote_text(text) + " (0 to " + std::to_string(max) + ")");
+    if (address.is_v6() && address.to_v6().is_v4_mapped()) {  // ::ffff:a.b.c.d/n is a.b.c.d/(n-96)
+        if (prefix < 96) throw std::invalid_argument("prefix of an IPv4-mapped range must be 96 or more in " + quote_text(text));
+        address = unmapped(address);
+        prefix -= 96;
+    }
+    return Cidr{address, static_cast<unsigned>(prefix)};
+}
+
+Rate parse_rate(std::string_view text) {
+    text = trim(text);
+    if (text == "0") return {};
+    const auto slash = text.find('/');
+    unsigned long long n = 0;
+    const auto unit = slash == std::string_view::npos ? std::string_view() : text.substr(slash + 1);
+    const double per = unit == "s" ? 1 : unit == "m" ? 60 : 0;
+    if (per == 0 || !parse_unsigned(text.substr(0, slash), n) || n == 0 || n > 1'000'000)
+        throw std::invalid_argument("expected N/s or N/m (N from 1 to 1000000) or 0, got " + quote_text(text));
+    return Rate{static_cast<double>(n) / per, static_cast<double>(n)};
+}
+
 // ---- durations -------------------------------------------------------------
 
 Duration parse_duration(std::string_view text) {
@@ -272,6 +334,48 @@ std::vector<Endpoint> Section::endpoints(std::string_view key) {
     return out;
 }
 
+std::vector<Cidr> Section::cidrs(std::string_view key) {
+    std::vector<Cidr> out;
+    if (auto v = find(key)) {
+        std::string_view rest = *v;
+        while (!trim(rest).empty()) {
+            const auto comma = rest.find(',');
+            try {
+                out.push_back(parse_cidr(rest.substr(0, comma)));
+            } catch (const std::invalid_argument& e) {
+                fail(key, e.what());
+            }
+            if (comma == std::string_view::npos) break;
+            rest.remove_prefix(comma + 1);
+        }
+    }
+    std::string text;
+    for (const auto& c : out) text += (text.empty() ? "" : ", ") + c.to_string();
+    record(key, text.empty() ? "(none)" : text);
+    return out;
+}
+
+Rate Section::rate(std::string_view key, std::string_view def, std::string_view burst_key, long long burst_def) {
+    Rate r;
+    std::string shown(def);
+    try {
+        if (auto v = find(key)) {
+            shown = std::string(trim(*v));
+            r = parse_rate(*v);
+        } else {
+            r = parse_rate(def);
+        }
+    } catch (const std::invalid_argument& e) {
+        fail(key, e.what());
+    }
+    record(key, shown);
+    if (!burst_key.empty()) {
+        const long long b = integer(burst_key, burst_def > 0 ? burst_def : static_cast<long long>(r.burst > 0 ? r.burst : 1), 1, 1'000'000);
+        r.burst = static_cast<double>(b);
+    }
+    return r;
+}
+
 std::uint64_t Section::bytes(std::string_view key, std::uint64_t def, std::uint64_t max) {
     std::uint64_t value = def;
     if (auto v = find(key)) {
@@ -395,6 +499,12 @@ InstanceConfig load_instance(Section& s) {
     o.idle_timeout = s.duration("idle_timeout", std::chrono::seconds(300));
     o.max_line = static_cast<std::size_t>(
         s.integer("max_line", static_cast<long long>(type->max_line_default), 1, 64 << 20));
+    o.allow = s.cidrs("allow");
+    o.deny = s.cidrs("deny");
+    o.max_per_source = s.integer("max_per_source", 64, 0, 10'000'000);
+    o.connect_rate = s.rate("connect_rate", "0", "connect_burst");
+    o.udp_rate = s.rate("udp_rate", "100/s", "udp_burst", 200);
+    o.udp_max_reply = static_cast<std::size_t>(s.integer("udp_max_reply", 0, 0, 65507));
     inst.service = type->create(s, o);
     s.finish();
     inst.effective = s.effective();

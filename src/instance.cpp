@@ -7,7 +7,8 @@ namespace coserve::detail {
 
 namespace asio = boost::asio;
 
-Instance::Instance(InstanceConfig config, ServerState& server) : config(std::move(config)), server(server) {}
+Instance::Instance(InstanceConfig c, ServerState& server)
+    : config(std::move(c)), server(server), limits(config.options) {}
 
 SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     std::lock_guard lock(mutex_);

@@ -5,6 +5,8 @@
 #include <coserve/config.hpp>
 #include <coserve/service.hpp>
 
+#include "limits.hpp"
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,7 +14,9 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <atomic>
+#include <set>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -25,7 +29,8 @@ namespace coserve::detail {
 
 struct Counters {
     std::atomic<std::uint64_t> accepted{0};
-    std::atomic<std::uint64_t> rejected{0};  // closed at once: a connection limit was reached
+    std::array<std::atomic<std::uint64_t>, refusal_count> refused{};  // TCP connections closed at accept, by reason
+    std::array<std::atomic<std::uint64_t>, refusal_count> dropped{};  // UDP datagrams dropped unanswered, by reason
     std::atomic<std::uint64_t> closed{0};
     std::atomic<std::uint64_t> idle_closed{0};
     std::atomic<std::uint64_t> errors{0};
@@ -57,6 +62,7 @@ struct Instance {
     InstanceConfig config;
     ServerState& server;
     Counters counters;
+    SourceLimits limits;
     std::atomic<bool> retired{false};  // replaced by a reload: no listeners, its sessions finish
 
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
@@ -90,6 +96,7 @@ public:
     boost::asio::any_io_executor control;
     std::atomic<long long> connections{0};
     std::atomic<long long> max_connections;  // [server] max_connections, changed by reload
+    std::set<unsigned short> udp_ports;      // every UDP port served (on the control executor only)
     std::atomic<bool> stopping{false};
 
     // An executor for a new connection: a strand when several threads run the loop.

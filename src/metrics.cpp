@@ -119,8 +119,17 @@ std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances
                       escape_label(inst->config.service_type) + "\"");
         f.add("connections_active", "gauge", "Open TCP connections.", static_cast<double>(k.active.load()));
         f.add("connections_total", "counter", "TCP connections accepted and served.", static_cast<double>(k.accepted.load()));
-        f.add("connections_rejected_total", "counter", "TCP connections closed at accept, by reason.",
-              static_cast<double>(k.rejected.load()), "reason=\"limit\"");
+        for (std::size_t r = 1; r < refusal_count; ++r) {
+            const auto reason = std::string("reason=\"") + refusal_name(static_cast<Refusal>(r)) + "\"";
+            const auto why = static_cast<Refusal>(r);
+            if (why == Refusal::limit || why == Refusal::acl || why == Refusal::per_source || why == Refusal::rate ||
+                why == Refusal::table_full)
+                f.add("connections_rejected_total", "counter", "TCP connections closed at accept, by reason.",
+                      static_cast<double>(k.refused[r].load()), reason);
+            if (why != Refusal::limit && why != Refusal::per_source)
+                f.add("datagrams_dropped_total", "counter", "UDP datagrams dropped unanswered, by reason.",
+                      static_cast<double>(k.dropped[r].load()), reason);
+        }
         f.add("connections_closed_total", "counter", "TCP connections closed.", static_cast<double>(k.closed.load()));
         f.add("idle_timeouts_total", "counter", "TCP connections closed by idle_timeout.", static_cast<double>(k.idle_closed.load()));
         f.add("received_bytes_total", "counter", "Bytes read from closed TCP connections.", static_cast<double>(k.bytes_in.load()));

@@ -93,6 +93,12 @@ struct Server::Impl {
 
     void bind_all();
     void adopt_inherited(SocketPool& pool);
+    // The UDP ports this coserved serves: a datagram from one of them is never answered.
+    void refresh_udp_ports() {
+        state->udp_ports.clear();
+        for (const auto& inst : instances)
+            for (const auto& ep : inst->udp_bound) state->udp_ports.insert(ep.port());
+    }
     // Inherited sockets by configured endpoint ("127.0.0.1:7007"), for reloads.
     std::map<std::string, std::pair<int, tcp::endpoint>> inherited_tcp, inherited_udp;
     std::unique_ptr<Instance> assemble(const InstanceConfig& ic, SocketPool& pool);
@@ -264,6 +270,7 @@ void Server::Impl::bind_all() {
     }
     for (const auto& ic : config.instances)
         if (ic.options.enabled) instances.push_back(assemble(ic, pool));
+    refresh_udp_ports();
     for (const auto& e : config.metrics.http) {
         SocketPool metrics_pool;
         metrics_pool.bind_tcp(*ioc, "metrics", e);
@@ -497,6 +504,7 @@ void Server::Impl::reload(Config next) {
             if (inst) retired.push_back(std::move(inst));
         instances = std::move(next_instances);
     }
+    refresh_udp_ports();
     // Server-wide settings that apply at once.
     if (next.server.threads != config.server.threads)
         COSERVE_LOG(Severity::warning, "", "") << "reload: threads changes need a restart (still " << config.server.threads << ")";
@@ -578,7 +586,11 @@ std::string Server::Impl::status() const {
         text += "\n  [" + inst->config.name + "] service " + inst->config.service_type + endpoints + ": " +
                 std::to_string(inst->counters.active.load()) + " open, " +
                 std::to_string(inst->counters.accepted.load()) + " accepted, " +
-                std::to_string(inst->counters.rejected.load()) + " rejected, " +
+                std::to_string(inst->counters.refused[static_cast<std::size_t>(detail::Refusal::limit)].load() +
+                               inst->counters.refused[static_cast<std::size_t>(detail::Refusal::acl)].load() +
+                               inst->counters.refused[static_cast<std::size_t>(detail::Refusal::per_source)].load() +
+                               inst->counters.refused[static_cast<std::size_t>(detail::Refusal::rate)].load()) +
+                " refused, " +
                 std::to_string(inst->counters.datagrams_in.load()) + " datagrams in";
     }
     return text;

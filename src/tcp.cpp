@@ -23,29 +23,39 @@ constexpr const char* idle_reason = "idle timeout";
 // max_connections and one of the process's. Released on destruction.
 class Permit {
 public:
-    static std::optional<Permit> acquire(Instance& inst) {
+    // Admits a connection from `source`: access control and per-source limits
+    // first, then one of the instance's and one of the process's connections.
+    static std::optional<Permit> acquire(Instance& inst, const asio::ip::address& source, Refusal& why) {
+        why = inst.limits.admit_connection(source);
+        if (why != Refusal::none) return std::nullopt;
+        why = Refusal::limit;
         if (inst.server.connections.fetch_add(1) >= inst.server.max_connections.load(std::memory_order_relaxed)) {
             --inst.server.connections;
+            inst.limits.release(source);
             return std::nullopt;
         }
         if (inst.counters.active.fetch_add(1) >= inst.config.options.max_connections) {
             --inst.counters.active;
             --inst.server.connections;
+            inst.limits.release(source);
             return std::nullopt;
         }
-        return Permit(inst);
+        why = Refusal::none;
+        return Permit(inst, source);
     }
-    Permit(Permit&& o) noexcept : inst_(std::exchange(o.inst_, nullptr)) {}
+    Permit(Permit&& o) noexcept : inst_(std::exchange(o.inst_, nullptr)), source_(o.source_) {}
     Permit& operator=(Permit&&) = delete;
     ~Permit() {
         if (!inst_) return;
         --inst_->counters.active;
         --inst_->server.connections;
+        inst_->limits.release(source_);
     }
 
 private:
-    explicit Permit(Instance& inst) : inst_(&inst) {}
+    Permit(Instance& inst, const asio::ip::address& source) : inst_(&inst), source_(source) {}
     Instance* inst_;
+    asio::ip::address source_;
 };
 
 std::string seconds_text(clock::duration d) {
@@ -118,17 +128,24 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
             COSERVE_LOG(Severity::info, inst.config.name, where) << "accepting again";
             resource_warned = false;
         }
-        auto permit = Permit::acquire(inst);
+        boost::system::error_code peer_ec;
+        const auto peer = socket.remote_endpoint(peer_ec);
+        if (peer_ec) continue;  // already gone
+        Refusal why = Refusal::none;
+        auto permit = Permit::acquire(inst, peer.address(), why);
         if (!permit) {
-            ++inst.counters.rejected;
-            if (!limit_warned) {
-                boost::system::error_code ignored;
-                COSERVE_LOG(Severity::warning, inst.config.name, log::format_endpoint(socket.remote_endpoint(ignored)))
-                    << "connection limit reached (instance " << inst.config.options.max_connections << ", process "
-                    << inst.server.max_connections.load() << "); closing new connections until one ends";
+            ++inst.counters.refused[static_cast<std::size_t>(why)];
+            if (why == Refusal::limit) {
+                if (!limit_warned)
+                    COSERVE_LOG(Severity::warning, inst.config.name, log::format_endpoint(peer))
+                        << "connection limit reached (instance " << inst.config.options.max_connections << ", process "
+                        << inst.server.max_connections.load() << "); closing new connections until one ends";
+                limit_warned = true;
+            } else if (inst.limits.should_log(peer.address())) {
+                COSERVE_LOG(Severity::info, inst.config.name, log::format_endpoint(peer))
+                    << "refused (" << refusal_name(why) << "); logged once a minute per source";
             }
-            limit_warned = true;
-            continue;  // the socket closes as it goes out of scope
+            continue;  // the socket closes as it goes out of scope, before any byte is read
         }
         limit_warned = false;
         ++inst.counters.accepted;

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <vector>
 
 namespace coserve::detail {
@@ -28,6 +29,17 @@ asio::awaitable<void> receive_loop(Instance& inst, udp::socket& socket) {
             continue;
         }
         ++inst.counters.datagrams_in;
+        // Never answer what could start a reflection loop, nor what the limits refuse.
+        Refusal why = udp_source_refusal(from.address(), from.port());
+        if (why == Refusal::none && inst.server.udp_ports.contains(from.port())) why = Refusal::own_port;
+        if (why == Refusal::none) why = inst.limits.admit_datagram(from.address());
+        if (why != Refusal::none) {
+            ++inst.counters.dropped[static_cast<std::size_t>(why)];
+            if (inst.limits.should_log(from.address()))
+                COSERVE_LOG(Severity::info, inst.config.name, log::format_endpoint(from))
+                    << "datagram dropped (" << refusal_name(why) << "); logged once a minute per source";
+            continue;
+        }
         std::size_t size = Service::no_reply;
         try {
             size = service.datagram(std::span<const char>(request.data(), n), from, std::span<char>(reply));
@@ -37,6 +49,7 @@ asio::awaitable<void> receive_loop(Instance& inst, udp::socket& socket) {
             continue;
         }
         if (size == Service::no_reply) continue;
+        if (inst.config.options.udp_max_reply > 0) size = std::min(size, inst.config.options.udp_max_reply);
         auto [send_ec, sent] =
             co_await socket.async_send_to(asio::buffer(reply.data(), size), from, asio::as_tuple(asio::use_awaitable));
         if (!socket.is_open()) co_return;

@@ -28,10 +28,20 @@ namespace {
     throw std::runtime_error(what + ": " + std::strerror(errno));
 }
 
-template <class Endpoint>
-int connect_to(const Endpoint& ep, int type) {
+template <class Endpoint, class From = Endpoint>
+int connect_to(const Endpoint& ep, int type, const From* from = nullptr) {
     int fd = ::socket(ep.protocol().family(), type | SOCK_CLOEXEC, 0);
     if (fd < 0) fail("socket");
+    if (from) {
+        int one = 1;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(fd, from->data(), static_cast<socklen_t>(from->size())) != 0) {
+            int e = errno;
+            ::close(fd);
+            errno = e;
+            fail("bind");
+        }
+    }
     if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
         int e = errno;
         ::close(fd);
@@ -87,6 +97,11 @@ boost::asio::ip::udp::endpoint RunningServer::udp(std::string_view instance, std
 }
 
 TcpClient::TcpClient(const boost::asio::ip::tcp::endpoint& to) : fd_(connect_to(to, SOCK_STREAM)) {}
+
+TcpClient::TcpClient(const boost::asio::ip::tcp::endpoint& to, const boost::asio::ip::address& from) {
+    const boost::asio::ip::tcp::endpoint local(from, 0);
+    fd_ = connect_to(to, SOCK_STREAM, &local);
+}
 
 TcpClient::~TcpClient() {
     if (fd_ >= 0) ::close(fd_);
@@ -203,6 +218,9 @@ bool LineClient::closed_within(std::chrono::milliseconds timeout) {
 }
 
 UdpClient::UdpClient(const boost::asio::ip::udp::endpoint& to) : fd_(connect_to(to, SOCK_DGRAM)) {}
+
+UdpClient::UdpClient(const boost::asio::ip::udp::endpoint& to, const boost::asio::ip::udp::endpoint& from)
+    : fd_(connect_to(to, SOCK_DGRAM, &from)) {}
 
 UdpClient::~UdpClient() {
     if (fd_ >= 0) ::close(fd_);

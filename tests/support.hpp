@@ -41,6 +41,8 @@ private:
 class TcpClient {
 public:
     explicit TcpClient(const boost::asio::ip::tcp::endpoint& to);
+    // Connects from a given local address (e.g. 127.0.0.2, another loopback source).
+    TcpClient(const boost::asio::ip::tcp::endpoint& to, const boost::asio::ip::address& from);
     ~TcpClient();
     TcpClient(TcpClient&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
     TcpClient(const TcpClient&) = delete;
@@ -88,6 +90,8 @@ private:
 class UdpClient {
 public:
     explicit UdpClient(const boost::asio::ip::udp::endpoint& to);
+    // Sends from a given local address and port (port 0: any).
+    UdpClient(const boost::asio::ip::udp::endpoint& to, const boost::asio::ip::udp::endpoint& from);
     ~UdpClient();
     void send(std::string_view data);
     // One datagram, or nullopt after `timeout`.

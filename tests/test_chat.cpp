@@ -312,7 +312,7 @@ TEST_CASE("chat: a stalled client is dropped as too slow while 100 others exchan
     // coserved runs as its own process so its memory can be read; rate limits
     // are off for this load (rate = 0). ASan's quarantine is kept small so
     // that the peak RSS reflects what the server holds, not freed memory.
-    ServerProcess server("[chat]\ntcp = 127.0.0.1:0\nrate = 0\nhistory = 0\n",
+    ServerProcess server("[chat]\ntcp = 127.0.0.1:0\nrate = 0\nhistory = 0\nmax_per_source = 0\n",
                          {"ASAN_OPTIONS=quarantine_size_mb=8:malloc_context_size=5"});
     const auto ep = server.tcp("chat");
     constexpr int clients = 100, per_client = 1000;

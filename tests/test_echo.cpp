@@ -17,7 +17,8 @@ using namespace testing;
 namespace asio = boost::asio;
 
 TEST_CASE("TCP echo: 100 concurrent clients each get 1 MiB of random bytes back exactly") {
-    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
+    // All clients come from 127.0.0.1: the per-source limit (64 by default) is off here.
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nmax_per_source = 0\n");
     const auto ep = rs.tcp("echo");
     constexpr int clients = 100;
     constexpr std::size_t size = 1 << 20;
@@ -92,7 +93,8 @@ TEST_CASE("a wildcard endpoint accepts IPv4 and IPv6") {
 }
 
 TEST_CASE("UDP echo of 1000 datagrams") {
-    RunningServer rs("[echo]\nudp = 127.0.0.1:0\n");
+    // One source sending 1000 datagrams: the per-source udp_rate (100/s) is off here.
+    RunningServer rs("[echo]\nudp = 127.0.0.1:0\nudp_rate = 0\n");
     UdpClient u(rs.udp("echo"));
     int echoed = 0;
     for (int i = 0; i < 1000; ++i) {
@@ -126,7 +128,7 @@ TEST_CASE("idle_timeout closes a silent client but not an active one") {
 }
 
 TEST_CASE("the 1001st connection beyond max_connections = 1000 is closed and the others keep working") {
-    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nmax_connections = 1000\n");
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\nmax_connections = 1000\nmax_per_source = 0\n");
     const auto ep = rs.tcp("echo");
     std::vector<TcpClient> clients;
     clients.reserve(1000);

@@ -42,9 +42,28 @@ struct Endpoint {
     bool overlaps(const Endpoint& other) const;
 };
 
+// An address range: 10.0.0.0/8, 2001:db8::/32, 127.0.0.1 (= /32), ::1 (= /128).
+struct Cidr {
+    boost::asio::ip::address network;
+    unsigned prefix = 0;
+    // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match as IPv4.
+    bool contains(const boost::asio::ip::address& a) const noexcept;
+    std::string to_string() const;
+};
+
+// A rate for a token bucket: `per_second` tokens a second, at most `burst` saved.
+struct Rate {
+    double per_second = 0;  // 0: no limit
+    double burst = 0;
+    bool limited() const noexcept { return per_second > 0; }
+};
+
 // Parsers for single values; they throw std::invalid_argument with a short reason.
+Cidr parse_cidr(std::string_view text);
+// "N/s" or "N/m" (N from 1 to 1000000), or "0" for no limit; the burst is N unless given.
 Endpoint parse_endpoint(std::string_view text);
 std::vector<Endpoint> parse_endpoint_list(std::string_view text);  // comma-separated
+Rate parse_rate(std::string_view text);
 Duration parse_duration(std::string_view text);  // 250ms, 30s, 5m, 1h; bare 0 allowed
 std::string format_duration(Duration d);
 
@@ -67,6 +86,10 @@ public:
     std::string string(std::string_view key, std::string_view def);
     std::string choice(std::string_view key, std::string_view def, std::initializer_list<std::string_view> allowed);
     std::vector<Endpoint> endpoints(std::string_view key);  // absent = empty list
+    // CIDR lists ("allow = 10.0.0.0/8, ::1"); absent = empty.
+    std::vector<Cidr> cidrs(std::string_view key);
+    // A rate ("20/s"); `burst_key` (if not empty) overrides the burst.
+    Rate rate(std::string_view key, std::string_view def, std::string_view burst_key = {}, long long burst_def = 0);
     // A byte count: 1048576, 64K, 10M, 1G (powers of 1024).
     std::uint64_t bytes(std::string_view key, std::uint64_t def, std::uint64_t max);
     // A path; a relative one is taken relative to the config file's folder. Empty stays empty.
@@ -124,6 +147,13 @@ struct InstanceOptions {
     long long max_connections = 1000;
     Duration idle_timeout = std::chrono::seconds(300);
     std::size_t max_line = 8192;
+    // Access control and abuse limits (docs/security.md).
+    std::vector<Cidr> allow;      // empty: everyone not denied
+    std::vector<Cidr> deny;       // wins over allow
+    long long max_per_source = 64;  // concurrent TCP connections from one address (0: no limit)
+    Rate connect_rate;            // new TCP connections per source (off by default)
+    Rate udp_rate{100, 200};      // datagrams per source
+    std::size_t udp_max_reply = 0;  // cap on a UDP reply's size (0: the datagram limit)
 };
 
 struct InstanceConfig {
