@@ -499,6 +499,7 @@ InstanceConfig load_instance(Section& s) {
     o.idle_timeout = s.duration("idle_timeout", std::chrono::seconds(300));
     o.max_line = static_cast<std::size_t>(
         s.integer("max_line", static_cast<long long>(type->max_line_default), 1, 64 << 20));
+    o.line_timeout = s.duration("line_timeout", std::chrono::seconds(30));
     o.allow = s.cidrs("allow");
     o.deny = s.cidrs("deny");
     o.max_per_source = s.integer("max_per_source", 64, 0, 10'000'000);

@@ -2,7 +2,9 @@
 
 #include "instance.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <array>
 
@@ -42,9 +44,11 @@ asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) 
 }
 
 asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::mutable_buffer buffer, Duration timeout) {
-    // The timer's handler cancels the socket's pending operations when it
-    // fires for this read (generation check). timer_handlers_ lets quiesce()
-    // wait for a handler that is already queued, so none outlives *this.
+    // The timeout cancels this read only, through its own cancellation slot,
+    // so another coroutine's wait or write on the socket (chat's writer) is
+    // not disturbed. The session's cancellation (idle timeout, shutdown) is
+    // forwarded to the same slot. The generation check and timer_handlers_
+    // keep a late timer handler from touching a later read or a dead *this.
     const unsigned generation = ++read_generation_;
     timed_out_ = false;
     read_timer_.expires_after(timeout);
@@ -53,11 +57,15 @@ asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::muta
         --timer_handlers_;
         if (!ec && generation == read_generation_) {
             timed_out_ = true;
-            boost::system::error_code ignored;
-            socket_.cancel(ignored);
+            read_cancel_.emit(asio::cancellation_type::terminal);
         }
     });
-    auto [ec, n] = co_await socket_.async_read_some(buffer, asio::as_tuple(asio::use_awaitable));
+    auto session = (co_await asio::this_coro::cancellation_state).slot();
+    if (session.is_connected())
+        session.assign([this](asio::cancellation_type type) { read_cancel_.emit(type); });
+    auto [ec, n] = co_await socket_.async_read_some(
+        buffer, asio::bind_cancellation_slot(read_cancel_.slot(), asio::as_tuple(asio::use_awaitable)));
+    if (session.is_connected()) session.clear();
     ++read_generation_;
     read_timer_.cancel();
     if (ec == asio::error::operation_aborted && timed_out_) co_return std::nullopt;

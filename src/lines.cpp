@@ -2,6 +2,8 @@
 
 #include <coserve/connection.hpp>
 
+#include <boost/system/system_error.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -140,21 +142,51 @@ std::optional<Line> LineFramer::take_partial() {
 }
 
 LineReader::LineReader(Connection& connection, std::size_t max_line, Duration line_idle, bool telnet)
-    : connection_(connection), framer_(max_line, telnet), line_idle_(line_idle) {}
+    : connection_(connection),
+      framer_(max_line, telnet),
+      line_idle_(line_idle),
+      line_timeout_(connection.options().line_timeout) {}
 
 boost::asio::awaitable<Line> LineReader::next() {
+    using clock = std::chrono::steady_clock;
     for (;;) {
-        if (auto line = framer_.next()) co_return *line;
+        if (auto line = framer_.next()) {
+            line_started_.reset();
+            co_return *line;
+        }
         if (eof_) {
             if (auto partial = framer_.take_partial()) co_return *partial;
             co_return Line{};
         }
+        // How long this read may wait: until line_timeout runs out for an
+        // unfinished line, and for line_idle when that rule applies.
+        const bool unfinished = framer_.has_partial() || framer_.discarding();
+        if (!unfinished) line_started_.reset();
+        else if (!line_started_) line_started_ = clock::now();
+        Duration wait = Duration::zero();
+        bool deadline = false;
+        if (unfinished && line_timeout_ > Duration::zero()) {
+            wait = std::chrono::duration_cast<Duration>(*line_started_ + line_timeout_ - clock::now());
+            if (wait <= Duration::zero())
+                throw boost::system::system_error(boost::asio::error::timed_out, "line not complete within line_timeout");
+            deadline = true;
+        }
+        const bool idle_rule = line_idle_ > Duration::zero() && framer_.has_partial();
+        if (idle_rule && (!deadline || line_idle_ < wait)) {
+            wait = line_idle_;
+            deadline = false;
+        }
         auto space = framer_.prepare();
         std::size_t n = 0;
-        if (line_idle_ > Duration::zero() && framer_.has_partial()) {
-            auto got = co_await connection_.read_some_for(boost::asio::buffer(space.data(), space.size()), line_idle_);
+        if (wait > Duration::zero()) {
+            auto got = co_await connection_.read_some_for(boost::asio::buffer(space.data(), space.size()), wait);
             if (!got) {
-                if (auto partial = framer_.take_partial()) co_return *partial;
+                if (deadline)
+                    throw boost::system::system_error(boost::asio::error::timed_out, "line not complete within line_timeout");
+                if (auto partial = framer_.take_partial()) {
+                    line_started_.reset();
+                    co_return *partial;
+                }
                 continue;
             }
             n = *got;

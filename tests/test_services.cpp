@@ -462,3 +462,60 @@ TEST_CASE("200 clients over all the services at once on one event loop") {
     for (const auto& f : failures) UNSCOPED_INFO(f);
     CHECK(good == 200);
 }
+
+TEST_CASE("idle_timeout also ends a session waiting out line_idle (cancellation reaches a timed read)") {
+    RunningServer rs("[hello]\ntcp = 127.0.0.1:0\nline_idle = 10s\nidle_timeout = 300ms\n");
+    TcpClient c(rs.tcp("hello"));
+    CHECK(c.recv_exact(23) == "Hi, we are connected!\r\n");
+    const auto start = std::chrono::steady_clock::now();
+    c.send("hi");  // a partial line: the server now reads with a 10 s line_idle timeout
+    CHECK(c.closed_within(5s));
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+}
+
+TEST_CASE("line_timeout closes a client that trickles a line that never ends") {
+    // files has no line_idle: a slowloris client keeps the connection busy
+    // (so idle_timeout never fires) but never completes a line.
+    RunningServer rs("[files]\ntcp = 127.0.0.1:0\nroot = /tmp\nline_timeout = 600ms\nidle_timeout = 10s\n");
+    TcpClient slow(rs.tcp("files"));
+    const auto start = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (int i = 0; i < 40 && !closed; ++i) {  // one byte every 100 ms, for up to 4 s
+        try {
+            slow.send("L");
+        } catch (const std::exception&) {
+            closed = true;
+            break;
+        }
+        closed = slow.closed_within(100ms);
+    }
+    CHECK(closed);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= 500ms);
+    CHECK(took < 2500ms);
+    // A client that completes its lines in time is not affected.
+    TcpClient fine(rs.tcp("files"));
+    for (int i = 0; i < 8; ++i) {
+        fine.send("SIZE nothing-here\n");
+        CHECK(fine.recv_exact(14) == "ERR not found\n");
+        std::this_thread::sleep_for(100ms);
+    }
+}
+
+TEST_CASE("line_timeout also bounds the discarded rest of an overlong line") {
+    RunningServer rs("[adder]\ntcp = 127.0.0.1:0\nmax_line = 10\nline_timeout = 600ms\n");
+    TcpClient c(rs.tcp("adder"));
+    c.send(std::string(20, '1'));
+    CHECK(c.recv_exact(33) == "ERR line too long (max 10 bytes)\n");
+    bool closed = false;
+    for (int i = 0; i < 40 && !closed; ++i) {
+        try {
+            c.send("1");
+        } catch (const std::exception&) {
+            closed = true;
+            break;
+        }
+        closed = c.closed_within(100ms);
+    }
+    CHECK(closed);
+}

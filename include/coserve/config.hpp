@@ -147,6 +147,7 @@ struct InstanceOptions {
     long long max_connections = 1000;
     Duration idle_timeout = std::chrono::seconds(300);
     std::size_t max_line = 8192;
+    Duration line_timeout = std::chrono::seconds(30);  // a line must be complete this long after it began (0: never)
     // Access control and abuse limits (docs/security.md).
     std::vector<Cidr> allow;      // empty: everyone not denied
     std::vector<Cidr> deny;       // wins over allow

@@ -23,6 +23,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -57,7 +58,8 @@ public:
     // (the client half-closed). Throws boost::system::system_error on other errors.
     boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer buffer);
 
-    // Like read_some, but gives up after `timeout` of silence: nullopt.
+    // Like read_some, but gives up after `timeout` of silence: nullopt. Only
+    // this read is cancelled then; other operations on the socket go on.
     boost::asio::awaitable<std::optional<std::size_t>> read_some_for(boost::asio::mutable_buffer buffer,
                                                                      Duration timeout);
 
@@ -107,6 +109,7 @@ private:
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
     boost::asio::steady_timer read_timer_;
+    boost::asio::cancellation_signal read_cancel_;  // cancels the read of read_some_for() only
     unsigned timer_handlers_ = 0;  // read_timer_ handlers not yet run
     unsigned read_generation_ = 0;
     bool timed_out_ = false;

@@ -18,6 +18,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -72,6 +73,8 @@ public:
     bool ready() const noexcept;
     // True if part of a line is buffered (and it is not being discarded).
     bool has_partial() const noexcept { return !discarding_ && end_ > begin_; }
+    // True while the rest of an overlong line is being dropped.
+    bool discarding() const noexcept { return discarding_; }
     // Takes the buffered partial line as a line without ending (a CR at its end is dropped).
     std::optional<Line> take_partial();
 
@@ -92,7 +95,9 @@ private:
     bool discarding_ = false;
 };
 
-// Reads lines from a TCP connection. `line_idle` 0 disables the partial-line rule.
+// Reads lines from a TCP connection. `line_idle` 0 disables the partial-line
+// rule. A line (or the rest of an overlong one) not complete within the
+// instance's `line_timeout` of its first byte ends the session (slowloris).
 class LineReader {
 public:
     LineReader(Connection& connection, std::size_t max_line, Duration line_idle, bool telnet = true);
@@ -108,6 +113,8 @@ private:
     Connection& connection_;
     LineFramer framer_;
     Duration line_idle_;
+    Duration line_timeout_;
+    std::optional<std::chrono::steady_clock::time_point> line_started_;
     bool eof_ = false;
 };
 
