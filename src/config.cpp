@@ -293,13 +293,17 @@ bool Section::boolean(std::string_view key, bool def) {
     return value;
 }
 
-std::string Section::string(std::string_view key, std::string_view def) {
-    std::string value(def);
+std::string Section::text(std::string_view key, std::string_view def) {
     if (auto v = find(key)) {
         std::string_view t = trim(*v);
         if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
-        value = t;
+        return std::string(t);
     }
+    return std::string(def);
+}
+
+std::string Section::string(std::string_view key, std::string_view def) {
+    std::string value = text(key, def);
     record(key, quote_text(value));
     return value;
 }
@@ -401,12 +405,7 @@ std::uint64_t Section::bytes(std::string_view key, std::uint64_t def, std::uint6
 }
 
 std::string Section::path(std::string_view key, std::string_view def) {
-    std::string value(def);
-    if (auto v = find(key)) {
-        std::string_view t = trim(*v);
-        if (t.size() >= 2 && t.front() == '"' && t.back() == '"') t = t.substr(1, t.size() - 2);
-        value = t;
-    }
+    std::string value = text(key, def);
     if (!value.empty() && value.front() != '/') {
         const auto slash = file_.rfind('/');
         if (slash != std::string::npos) value = file_.substr(0, slash + 1) + value;

@@ -463,22 +463,19 @@ void Server::Impl::reload(Config next) {
     for (auto& inst : instances) {
         if (std::find(keep.begin(), keep.end(), inst.get()) != keep.end()) continue;
         inst->retired = true;
-        for (std::size_t i = 0; i < inst->acceptors.size(); ++i) {
-            boost::system::error_code ignored;
-            std::string to;
-            for (const auto& k : aliases(*inst, inst->config.options.tcp[i], inst->tcp_bound[i]))
-                if (to.empty() && wanted_tcp.contains(k)) to = k;
-            if (!to.empty()) pool.tcps.emplace(to, SocketPool::Tcp{inst->acceptors[i].release(ignored), inst->tcp_bound[i]});
-            else inst->acceptors[i].close(ignored);
-        }
-        for (std::size_t i = 0; i < inst->udp_sockets.size(); ++i) {
-            boost::system::error_code ignored;
-            std::string to;
-            for (const auto& k : aliases(*inst, inst->config.options.udp[i], inst->udp_bound[i]))
-                if (to.empty() && wanted_udp.contains(k)) to = k;
-            if (!to.empty()) pool.udps.emplace(to, SocketPool::Udp{inst->udp_sockets[i].release(ignored), inst->udp_bound[i]});
-            else inst->udp_sockets[i].close(ignored);
-        }
+        // Each socket goes to the pool under the key the new config wants it by, or closes.
+        auto hand_over = [&](auto& sockets, const auto& configured, const auto& bound, const auto& wanted_keys, auto& into) {
+            for (std::size_t i = 0; i < sockets.size(); ++i) {
+                boost::system::error_code ignored;
+                std::string to;
+                for (const auto& k : aliases(*inst, configured[i], bound[i]))
+                    if (to.empty() && wanted_keys.contains(k)) to = k;
+                if (!to.empty()) into.emplace(to, typename std::decay_t<decltype(into)>::mapped_type{sockets[i].release(ignored), bound[i]});
+                else sockets[i].close(ignored);
+            }
+        };
+        hand_over(inst->acceptors, inst->config.options.tcp, inst->tcp_bound, wanted_tcp, pool.tcps);
+        hand_over(inst->udp_sockets, inst->config.options.udp, inst->udp_bound, wanted_udp, pool.udps);
         const bool still_wanted = std::any_of(wanted.begin(), wanted.end(), [&](const InstanceConfig* ic) { return ic->name == inst->config.name; });
         (still_wanted ? changed : stopped) += 1;
         if (!still_wanted) COSERVE_LOG(Severity::info, inst->config.name, "") << "removed by reload; open connections finish";

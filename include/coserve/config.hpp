@@ -106,6 +106,7 @@ public:
 
 private:
     const std::string* find(std::string_view key);
+    std::string text(std::string_view key, std::string_view def);  // trimmed, optional quotes removed; not recorded
     void record(std::string_view key, std::string value);
 
     std::string file_;
