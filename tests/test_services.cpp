@@ -519,3 +519,37 @@ TEST_CASE("line_timeout also bounds the discarded rest of an overlong line") {
     }
     CHECK(closed);
 }
+
+TEST_CASE("hostile input: a number of a million digits is refused quickly") {
+    RunningServer rs("[adder]\ntcp = 127.0.0.1:0\nmax_line = 2000000\n");
+    TcpClient c(rs.tcp("adder"));
+    const auto start = std::chrono::steady_clock::now();
+    c.send(std::string(1'000'000, '9') + ",1\n");
+    const std::string reply = "ERR number too long: \"" + std::string(40, '9') + "...\" (max 1000 digits)\n";
+    CHECK(c.recv_exact(reply.size(), 20s) == reply);
+    CHECK(std::chrono::steady_clock::now() - start < 10s);
+    c.send("1,2\n");
+    CHECK(c.recv_exact(2) == "3\n");
+}
+
+TEST_CASE("hostile input: a path of 100000 components") {
+    RunningServer rs("[files]\ntcp = 127.0.0.1:0\nroot = /tmp\nmax_line = 300000\n");
+    TcpClient c(rs.tcp("files"));
+    std::string path;
+    for (int i = 0; i < 100'000; ++i) path += "a/";
+    c.send("GET " + path + "x\n");
+    CHECK(c.recv_exact(14) == "ERR not found\n");
+    c.send("QUIT\n");
+    CHECK(c.recv_exact(7) == "OK bye\n");
+}
+
+TEST_CASE("hostile input: a flood of telnet IAC sequences and NUL bytes") {
+    RunningServer rs("[adder]\ntcp = 127.0.0.1:0\n");
+    TcpClient c(rs.tcp("adder"));
+    std::string flood;
+    for (int i = 0; i < 200'000; ++i) flood += "\xff\xf1";  // IAC NOP, 400 KB, all removed
+    c.send(flood + "2+2\n");
+    CHECK(c.recv_exact(2, 20s) == "4\n");
+    c.send(std::string("1\0", 2) + "2\n");
+    CHECK(c.recv_exact(24) == std::string("ERR not a number: \"1\0", 21) + "2\"\n");
+}
