@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <sys/socket.h>
@@ -552,4 +553,80 @@ TEST_CASE("hostile input: a flood of telnet IAC sequences and NUL bytes") {
     CHECK(c.recv_exact(2, 20s) == "4\n");
     c.send(std::string("1\0", 2) + "2\n");
     CHECK(c.recv_exact(24) == std::string("ERR not a number: \"1\0", 21) + "2\"\n");
+}
+
+namespace {
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+// Closes with a reset (RST) instead of FIN, as a crashed or hostile client does.
+void reset(TcpClient& c) {
+    linger l{1, 0};
+    ::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+}  // namespace
+
+TEST_CASE("resets mid-write, mid-read and mid-upload leak no descriptor and leave no file") {
+    char tmpl[] = "/tmp/coserve-rst-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    {
+        std::ofstream big(dir + "/big.bin", std::ios::binary);
+        big << std::string(32u << 20, 'b');
+    }
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n[files]\ntcp = 127.0.0.1:0\nroot = " + dir +
+                     "\nallow_upload = true\n[chat]\ntcp = 127.0.0.1:0\n");
+    {  // warm-up, so lazily opened descriptors are counted in the baseline
+        TcpClient e(rs.tcp("echo"));
+        e.send("x");
+        e.recv_exact(1);
+    }
+    std::this_thread::sleep_for(200ms);
+    const auto baseline = open_fds();
+    for (int round = 0; round < 5; ++round) {
+        {  // echo: the server is blocked writing to a client that does not read
+            TcpClient c(rs.tcp("echo"));
+            std::string chunk(1 << 20, 'e');
+            for (int i = 0; i < 8; ++i) ::send(c.fd(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            reset(c);
+        }
+        {  // files: a download cut in the middle
+            TcpClient c(rs.tcp("files"));
+            c.send("GET big.bin\n");
+            c.recv_exact(1 << 16);
+            reset(c);
+        }
+        {  // files: an upload cut in the middle
+            TcpClient c(rs.tcp("files"));
+            c.send("PUT up.bin 1000000\n");
+            CHECK(c.recv_exact(8) == "OK send\n");
+            c.send(std::string(400000, 'u'));
+            reset(c);
+        }
+        {  // chat: a member gone while others talk to it
+            LineClient a(rs.tcp("chat")), b(rs.tcp("chat"));
+            a.line();
+            b.line();
+            a.line();
+            for (int i = 0; i < 50; ++i) a.send_line("to b " + std::to_string(i));
+            reset(b.tcp());
+        }
+    }
+    std::size_t now = 0;
+    for (int i = 0; i < 50; ++i) {  // the server notices each reset on its next operation
+        std::this_thread::sleep_for(100ms);
+        now = open_fds();
+        if (now <= baseline && rs.server().connections() == 0) break;
+    }
+    INFO("descriptors: baseline " << baseline << ", after " << now);
+    CHECK(now <= baseline);
+    CHECK(rs.server().connections() == 0);
+    std::size_t leftovers = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) leftovers += e.path().filename() != "big.bin";
+    CHECK(leftovers == 0);  // no upload, complete or partial, and no temporary file
+    std::filesystem::remove_all(dir);
 }
