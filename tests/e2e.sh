@@ -11,12 +11,7 @@ cleanup() {
 }
 trap cleanup EXIT
 keep_log() { cp "$work/log" "/tmp/e2e-$1.log"; }
-failures=0
-passes=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [[ $2 == "$3" ]]; then passes=$((passes + 1)); echo "ok: $1"
-  else failures=$((failures + 1)); echo "FAIL: $1"; echo "  expected: $(printf %q "$2")"; echo "  actual:   $(printf %q "$3")"; fi
-}
+source "$(dirname "$0")/e2e_lib.sh"
 
 # Starts coserved on $1 (a config), logging to $work/log; sets pid.
 start() {
@@ -143,5 +138,4 @@ check "SIGTERM exits 0" 0 "$rc"
 check "SIGTERM stops within the grace period (2s) plus 1s" yes "$([[ $elapsed_ms -lt 3000 ]] && echo yes || echo "no: ${elapsed_ms}ms")"
 check "the log records the shutdown" 1 "$(grep -c 'shutting down: 1 connection(s) open' "$work/log")"
 
-echo "e2e: $passes passed, $failures failed"
-[[ $failures -eq 0 ]]
+finish e2e

@@ -11,12 +11,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-passes=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [[ $2 == "$3" ]]; then passes=$((passes + 1)); echo "ok: $1"
-  else failures=$((failures + 1)); echo "FAIL: $1"; echo "  expected: $(printf %q "$2")"; echo "  actual:   $(printf %q "$3")"; fi
-}
+source "$(dirname "$0")/e2e_lib.sh"
 wait_gone() { for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; return 1; }
 wait_for() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
@@ -189,5 +184,4 @@ else
   echo "skip: privilege tests need root"
 fi
 
-echo "e2e_daemon: $passes passed, $failures failed"
-[[ $failures -eq 0 ]]
+finish e2e_daemon

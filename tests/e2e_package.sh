@@ -11,12 +11,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-passes=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [[ $2 == "$3" ]]; then passes=$((passes + 1)); echo "ok: $1"
-  else failures=$((failures + 1)); echo "FAIL: $1"; echo "  expected: $(printf %q "$2")"; echo "  actual:   $(printf %q "$3")"; fi
-}
+source "$(dirname "$0")/e2e_lib.sh"
 
 (cd "$build" && cpack -G DEB -B "$work/pkg" >"$work/cpack.log" 2>&1); rc=$?
 check "cpack -G DEB builds the package" 0 "$rc"
@@ -65,5 +60,4 @@ check "cmake --install with DESTDIR" 0 "$rc"
 check "installs the binary, config and unit" 3 "$(ls "$work/destdir/usr/bin/coserved" "$work/destdir/etc/coserve/coserved.ini" \
   "$work/destdir/usr/lib/systemd/system/coserved.service" 2>/dev/null | wc -l)"
 
-echo "e2e_package: $passes passed, $failures failed"
-[[ $failures -eq 0 ]]
+finish e2e_package

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -328,6 +329,17 @@ long ServerProcess::peak_rss_kib() const {
 
 long ServerProcess::rss_kib() const {
     return status_kib(pid_, "VmRSS:");
+}
+
+std::string run(const std::string& command, int* status) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (!p) fail("popen " + command);
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int rc = ::pclose(p);
+    if (status) *status = rc;
+    return out;
 }
 
 std::string random_bytes(std::size_t n, unsigned seed) {

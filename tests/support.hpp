@@ -124,6 +124,10 @@ private:
 
 std::string random_bytes(std::size_t n, unsigned seed);
 
+// Runs a shell command (real clients: curl, rdate, jq, promtool, tmux) and
+// returns what it printed; its exit status goes to *status when given.
+std::string run(const std::string& command, int* status = nullptr);
+
 // Server options for in-process servers: no signal handlers.
 inline coserve::ServerOptions no_signals() {
     coserve::ServerOptions o;

@@ -419,20 +419,6 @@ TEST_CASE("chat: a stalled client is dropped as too slow while 100 others exchan
     CHECK(server.log().find("error") == std::string::npos);
 }
 
-namespace {
-
-std::string run(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return out;
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    pclose(p);
-    return out;
-}
-
-}  // namespace
-
 TEST_CASE("chat through the real telnet client") {
     RunningServer rs(chat_config);
     auto [a, an] = join(rs);

@@ -42,15 +42,6 @@ std::string read_file(const fs::path& p) {
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::string shell(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    pclose(p);
-    return out;
-}
-
 // A scratch tree: root/ (served) and, beside it, a canary that must never be read.
 struct Tree {
     fs::path dir;
@@ -111,7 +102,7 @@ TEST_CASE("files: the protocol, request by request") {
     const auto expected = sha256_hex(t.binary);
     CHECK(c.line() == "OK " + expected);
     // Compared with the real sha256sum too.
-    CHECK(shell("sha256sum " + (t.root / "data.bin").string()).substr(0, 64) == expected);
+    CHECK(run("sha256sum " + (t.root / "data.bin").string()).substr(0, 64) == expected);
     c.send("GET data.bin\n");
     CHECK(c.line() == "OK 100000");
     CHECK(c.bytes(100000) == t.binary);

@@ -31,12 +31,7 @@ bool served(TcpClient& c) {
 
 std::string scrape(RunningServer& rs) {
     const auto url = "http://127.0.0.1:" + std::to_string(rs.server().metrics_endpoints().at(0).port()) + "/metrics";
-    std::string out;
-    FILE* p = popen(("curl -s " + url).c_str(), "r");
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    pclose(p);
-    return out;
+    return run("curl -s " + url);
 }
 
 double sample(const std::string& text, const std::string& name) {

@@ -12,16 +12,6 @@ using namespace testing;
 
 namespace {
 
-std::string run(const std::string& cmd, int* status = nullptr) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    const int rc = pclose(p);
-    if (status) *status = rc;
-    return out;
-}
-
 // The value of one sample, e.g. value(text, "coserve_connections_total{instance=\"echo\",service=\"echo\"}").
 double value(const std::string& text, const std::string& sample) {
     const auto at = text.find("\n" + sample + " ");

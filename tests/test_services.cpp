@@ -179,12 +179,8 @@ TEST_CASE("time through the real rdate client over TCP and UDP") {
         const auto port = udp ? rs.udp("time").port() : rs.tcp("time").port();
         const std::string cmd =
             "timeout 10 rdate -p " + std::string(udp ? "-u " : "") + "-o " + std::to_string(port) + " 127.0.0.1 2>&1";
-        FILE* p = popen(cmd.c_str(), "r");
-        REQUIRE(p);
-        char buf[256] = {};
-        std::string out;
-        while (fgets(buf, sizeof buf, p)) out += buf;
-        const int status = pclose(p);
+        int status = -1;
+        const std::string out = run(cmd, &status);
         INFO(cmd << " printed: " << out);
         REQUIRE(status == 0);
         // "Sun Nov 22 00:30:00 UTC 2026": ctime with the zone name before the year.
