@@ -342,6 +342,15 @@ std::string run(const std::string& command, int* status) {
     return out;
 }
 
+std::string scrape_metrics(RunningServer& rs) {
+    return run("curl -s http://127.0.0.1:" + std::to_string(rs.server().metrics_endpoints().at(0).port()) + "/metrics");
+}
+
+double metric_value(const std::string& text, const std::string& sample) {
+    const auto at = text.find("\n" + sample + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + sample.size() + 2));
+}
+
 std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');

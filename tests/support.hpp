@@ -128,6 +128,12 @@ std::string random_bytes(std::size_t n, unsigned seed);
 // returns what it printed; its exit status goes to *status when given.
 std::string run(const std::string& command, int* status = nullptr);
 
+// GET /metrics of a server with `[metrics] http`, through the real curl.
+std::string scrape_metrics(RunningServer& rs);
+// One sample's value in a Prometheus exposition, e.g.
+// metric_value(text, "coserve_connections_total{instance=\"echo\",service=\"echo\"}"); -1 if absent.
+double metric_value(const std::string& text, const std::string& sample);
+
 // Server options for in-process servers: no signal handlers.
 inline coserve::ServerOptions no_signals() {
     coserve::ServerOptions o;

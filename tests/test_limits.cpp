@@ -29,16 +29,6 @@ bool served(TcpClient& c) {
     }
 }
 
-std::string scrape(RunningServer& rs) {
-    const auto url = "http://127.0.0.1:" + std::to_string(rs.server().metrics_endpoints().at(0).port()) + "/metrics";
-    return run("curl -s " + url);
-}
-
-double sample(const std::string& text, const std::string& name) {
-    const auto at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
-}
-
 }  // namespace
 
 TEST_CASE("CIDR parsing and matching") {
@@ -94,10 +84,10 @@ TEST_CASE("allow and deny: refused clients are closed at accept, deny wins") {
     CHECK(served(allowed));
     TcpClient denied(rs.tcp("both"), lo2);
     CHECK(denied.closed_within(3s));
-    const auto m = scrape(rs);
-    CHECK(sample(m, "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"acl\"}") == 1);
-    CHECK(sample(m, "coserve_connections_rejected_total{instance=\"echo6\",service=\"echo\",reason=\"acl\"}") == 1);
-    CHECK(sample(m, "coserve_connections_rejected_total{instance=\"both\",service=\"echo\",reason=\"acl\"}") == 1);
+    const auto m = scrape_metrics(rs);
+    CHECK(metric_value(m, "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"acl\"}") == 1);
+    CHECK(metric_value(m, "coserve_connections_rejected_total{instance=\"echo6\",service=\"echo\",reason=\"acl\"}") == 1);
+    CHECK(metric_value(m, "coserve_connections_rejected_total{instance=\"both\",service=\"echo\",reason=\"acl\"}") == 1);
 }
 
 TEST_CASE("allow matches IPv4-mapped clients of a dual-stack listener as IPv4") {
@@ -124,7 +114,7 @@ TEST_CASE("max_per_source bounds concurrent connections from one address") {
     std::this_thread::sleep_for(200ms);
     TcpClient again(rs.tcp("echo"), lo1);
     CHECK(served(again));
-    CHECK(sample(scrape(rs), "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"per_source\"}") == 1);
+    CHECK(metric_value(scrape_metrics(rs), "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"per_source\"}") == 1);
 }
 
 TEST_CASE("connect_rate closes excess connections at once") {
@@ -140,7 +130,7 @@ TEST_CASE("connect_rate closes excess connections at once") {
     CHECK(refused == 5);
     TcpClient other(rs.tcp("echo"), lo2);  // another source has its own bucket
     CHECK(served(other));
-    CHECK(sample(scrape(rs), "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"rate\"}") == 5);
+    CHECK(metric_value(scrape_metrics(rs), "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"rate\"}") == 5);
 }
 
 TEST_CASE("udp_rate limits datagrams per source") {
@@ -153,7 +143,7 @@ TEST_CASE("udp_rate limits datagrams per source") {
         if (u.recv(i < 20 ? 2s : 100ms)) ++replies;
     }
     CHECK(replies == 20);
-    CHECK(sample(scrape(rs), "coserve_datagrams_dropped_total{instance=\"echo\",service=\"echo\",reason=\"rate\"}") == 40);
+    CHECK(metric_value(scrape_metrics(rs), "coserve_datagrams_dropped_total{instance=\"echo\",service=\"echo\",reason=\"rate\"}") == 40);
 }
 
 TEST_CASE("udp_max_reply caps a UDP reply") {
@@ -181,7 +171,7 @@ TEST_CASE("a datagram from a port this coserved serves is never answered") {
     UdpClient plain(rs.udp("echo"));
     plain.send("fine");
     CHECK(plain.recv() == std::optional<std::string>("fine"));
-    CHECK(sample(scrape(rs), "coserve_datagrams_dropped_total{instance=\"echo\",service=\"echo\",reason=\"own_port\"}") == 1);
+    CHECK(metric_value(scrape_metrics(rs), "coserve_datagrams_dropped_total{instance=\"echo\",service=\"echo\",reason=\"own_port\"}") == 1);
 }
 
 TEST_CASE("a datagram from a classic reflector port is never answered") {

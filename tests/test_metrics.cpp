@@ -12,13 +12,6 @@ using namespace testing;
 
 namespace {
 
-// The value of one sample, e.g. value(text, "coserve_connections_total{instance=\"echo\",service=\"echo\"}").
-double value(const std::string& text, const std::string& sample) {
-    const auto at = text.find("\n" + sample + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(text.substr(at + sample.size() + 2));
-}
-
 const char* const config = R"(
 [metrics]
 http = 127.0.0.1:0
@@ -44,12 +37,11 @@ TEST_CASE("metrics: /healthz, /instances, 404 and 405") {
 
 TEST_CASE("metrics: counters move with traffic and promtool accepts the exposition") {
     RunningServer rs(config);
-    const auto url = "http://127.0.0.1:" + std::to_string(rs.server().metrics_endpoints().at(0).port()) + "/metrics";
     const std::string echo = "{instance=\"echo\",service=\"echo\"}";
     const std::string chat = "{instance=\"chat\",service=\"chat\"}";
-    auto before = run("curl -s " + url);
-    CHECK(value(before, "coserve_connections_total" + echo) == 0);
-    CHECK(value(before, "coserve_datagrams_received_total" + echo) == 0);
+    auto before = scrape_metrics(rs);
+    CHECK(metric_value(before, "coserve_connections_total" + echo) == 0);
+    CHECK(metric_value(before, "coserve_datagrams_received_total" + echo) == 0);
 
     for (int i = 0; i < 3; ++i) {
         TcpClient c(rs.tcp("echo"));
@@ -66,25 +58,25 @@ TEST_CASE("metrics: counters move with traffic and promtool accepts the expositi
         a.line();  // b joined
         a.send_line("hello");
         REQUIRE(b.line().ends_with("> hello"));
-        auto during = run("curl -s " + url);
-        CHECK(value(during, "coserve_connections_active" + chat) == 2);
-        CHECK(value(during, "coserve_chat_clients" + chat) == 2);
+        auto during = scrape_metrics(rs);
+        CHECK(metric_value(during, "coserve_connections_active" + chat) == 2);
+        CHECK(metric_value(during, "coserve_chat_clients" + chat) == 2);
     }
     std::this_thread::sleep_for(300ms);  // the closes are counted when the sessions end
 
-    auto after = run("curl -s " + url);
-    CHECK(value(after, "coserve_connections_total" + echo) == 3);
-    CHECK(value(after, "coserve_connections_closed_total" + echo) == 3);
-    CHECK(value(after, "coserve_received_bytes_total" + echo) == 30);
-    CHECK(value(after, "coserve_sent_bytes_total" + echo) == 30);
-    CHECK(value(after, "coserve_datagrams_received_total" + echo) == 1);
-    CHECK(value(after, "coserve_datagrams_sent_total" + echo) == 1);
-    CHECK(value(after, "coserve_chat_messages_total" + chat) == 1);
-    CHECK(value(after, "coserve_chat_deliveries_total" + chat) >= 1);
-    CHECK(value(after, "coserve_connections_active" + chat) == 0);
-    CHECK(value(after, "coserve_open_fds") > 0);
-    CHECK(value(after, "coserve_resident_memory_bytes") > 0);
-    CHECK(value(after, "coserve_uptime_seconds") > 0);
+    auto after = scrape_metrics(rs);
+    CHECK(metric_value(after, "coserve_connections_total" + echo) == 3);
+    CHECK(metric_value(after, "coserve_connections_closed_total" + echo) == 3);
+    CHECK(metric_value(after, "coserve_received_bytes_total" + echo) == 30);
+    CHECK(metric_value(after, "coserve_sent_bytes_total" + echo) == 30);
+    CHECK(metric_value(after, "coserve_datagrams_received_total" + echo) == 1);
+    CHECK(metric_value(after, "coserve_datagrams_sent_total" + echo) == 1);
+    CHECK(metric_value(after, "coserve_chat_messages_total" + chat) == 1);
+    CHECK(metric_value(after, "coserve_chat_deliveries_total" + chat) >= 1);
+    CHECK(metric_value(after, "coserve_connections_active" + chat) == 0);
+    CHECK(metric_value(after, "coserve_open_fds") > 0);
+    CHECK(metric_value(after, "coserve_resident_memory_bytes") > 0);
+    CHECK(metric_value(after, "coserve_uptime_seconds") > 0);
 
     const std::string file = "/tmp/coserve-metrics-" + std::to_string(::getpid()) + ".txt";
     std::ofstream(file) << after;
