@@ -12,17 +12,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -32,8 +29,6 @@ namespace coserve::services {
 namespace {
 
 namespace asio = boost::asio;
-
-std::atomic<bool> force_fallback{false};
 
 // An owned file descriptor.
 class Fd {
@@ -57,74 +52,6 @@ public:
 private:
     int fd_ = -1;
 };
-
-// Component by component, for kernels without openat2: every component is
-// opened with O_NOFOLLOW, so any symlink is refused, and ".." may not climb
-// above the starting directory.
-int open_fallback(int base, std::string_view path, int flags) {
-    std::vector<Fd> stack;
-    int current = base;
-    std::vector<std::string> parts;
-    for (std::size_t i = 0; i <= path.size();) {
-        auto slash = path.find('/', i);
-        if (slash == std::string_view::npos) slash = path.size();
-        auto part = path.substr(i, slash - i);
-        if (!part.empty() && part != ".") parts.emplace_back(part);
-        i = slash + 1;
-    }
-    if (parts.empty()) parts.emplace_back(".");
-    for (std::size_t k = 0; k < parts.size(); ++k) {
-        const bool last = k + 1 == parts.size();
-        if (parts[k] == "..") {
-            if (stack.empty()) {
-                errno = EXDEV;
-                return -1;
-            }
-            stack.pop_back();
-            current = stack.empty() ? base : stack.back().get();
-            if (last) return ::openat(current, ".", flags | O_CLOEXEC);
-            continue;
-        }
-        const int f = last ? (flags | O_NOFOLLOW | O_CLOEXEC) : (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int fd = ::openat(current, parts[k].c_str(), f);
-        if (fd < 0) {
-            if (errno == ELOOP || (errno == ENOTDIR && !last)) {
-                struct stat st{};
-                if (::fstatat(current, parts[k].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                    errno = ELOOP;  // a symlink: refused here
-            }
-            return -1;
-        }
-        if (last) {
-            struct stat st{};
-            if ((flags & O_PATH) && ::fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
-                ::close(fd);
-                errno = ELOOP;
-                return -1;
-            }
-            return fd;
-        }
-        stack.emplace_back(fd);
-        current = fd;
-    }
-    errno = ENOENT;
-    return -1;
-}
-
-// Opens `path` beneath `base`: never above it, whatever "..", symlinks or
-// magic links say. Returns -1 with errno (EXDEV/ELOOP when it would escape).
-int open_beneath(int base, std::string_view path, int flags) {
-    if (path.empty()) path = ".";
-    if (!force_fallback) {
-        open_how how{};
-        how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
-        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-        const std::string p(path);
-        long fd = ::syscall(SYS_openat2, base, p.c_str(), &how, sizeof how);
-        if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
-    }
-    return open_fallback(base, path, flags);
-}
 
 enum class Found { file, directory, other };
 
@@ -158,7 +85,7 @@ Opened resolve(int root, std::string_view path, int open_flags) {
         r.error = "ERR forbidden";
         return r;
     }
-    Fd probe(open_beneath(root, path, O_PATH));
+    Fd probe(files_open_beneath(root, path, O_PATH));
     if (!probe) {
         r.error = error_for(errno);
         return r;
@@ -167,7 +94,7 @@ Opened resolve(int root, std::string_view path, int open_flags) {
         r.error = "ERR forbidden";  // devices, FIFOs, sockets
         return r;
     }
-    r.fd = Fd(open_beneath(root, path, open_flags | O_NONBLOCK | O_NOCTTY));
+    r.fd = Fd(files_open_beneath(root, path, open_flags | O_NONBLOCK | O_NOCTTY));
     if (!r.fd || ::fstat(r.fd.get(), &r.st) != 0) {
         r.error = error_for(errno);
         r.fd.reset();
@@ -178,23 +105,6 @@ Opened resolve(int root, std::string_view path, int open_flags) {
         r.fd.reset();
     }
     return r;
-}
-
-bool parse_u64(std::string_view s, std::uint64_t& out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
-}
-
-std::vector<std::string_view> words(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t i = 0;
-    while (i < line.size()) {
-        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-        const std::size_t start = i;
-        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-        if (i > start) out.push_back(line.substr(start, i - start));
-    }
-    return out;
 }
 
 struct FilesOptions {
@@ -228,24 +138,20 @@ public:
                 co_await c.write(asio::buffer(too_long));
                 continue;
             }
-            // Arguments are named before any co_await: GCC 12 mis-evaluates a
-            // conditional expression inside a co_await operand.
-            const auto w = words(line.text);
-            const std::string_view cmd = w.empty() ? std::string_view() : w[0];
-            const std::string_view arg1 = w.size() > 1 ? w[1] : std::string_view(".");  // LIST's default
-            const std::string_view arg2 = w.size() > 2 ? w[2] : std::string_view("0");  // GET's default offset
-            if (cmd == "LIST" && w.size() <= 2) co_await list(c, arg1);
-            else if (cmd == "GET" && (w.size() == 2 || w.size() == 3)) co_await get(c, arg1, arg2);
-            else if (cmd == "SIZE" && w.size() == 2) co_await size(c, w[1]);
-            else if (cmd == "SHA256" && w.size() == 2) co_await sha256(c, w[1]);
-            else if (cmd == "PUT" && w.size() == 3) {
-                if (!co_await put(c, lines, w[1], w[2])) co_return;
-            } else if (cmd == "QUIT" && w.size() == 1) {
+            const FilesRequest r = parse_files_request(line.text);
+            switch (r.kind) {
+            case FilesRequest::Kind::list: co_await list(c, r.path); break;
+            case FilesRequest::Kind::get: co_await get(c, r.path, r.number); break;
+            case FilesRequest::Kind::size: co_await size(c, r.path); break;
+            case FilesRequest::Kind::sha256: co_await sha256(c, r.path); break;
+            case FilesRequest::Kind::put:
+                if (!co_await put(c, lines, r.path, r.number)) co_return;
+                break;
+            case FilesRequest::Kind::quit:
                 co_await reply(c, "OK bye");
                 c.shutdown_send();
                 co_return;
-            } else {
-                co_await reply(c, "ERR bad request");
+            case FilesRequest::Kind::bad: co_await reply(c, "ERR bad request"); break;
             }
         }
     }
@@ -312,7 +218,7 @@ private:
             std::string_view name = e->d_name;
             if (name == "." || name == ".." || name.find_first_of("\r\n") != std::string_view::npos) continue;
             // Symlinks count only when they resolve beneath this directory.
-            Fd probe(open_beneath(dir.fd.get(), name, O_PATH));
+            Fd probe(files_open_beneath(dir.fd.get(), name, O_PATH));
             struct stat st{};
             if (!probe || ::fstat(probe.get(), &st) != 0) continue;
             if (S_ISREG(st.st_mode)) entries.push_back({std::string(name), 'f', static_cast<std::uint64_t>(st.st_size)});
@@ -340,7 +246,7 @@ private:
         if (f.error) co_return co_await reply(c, f.error);
         const auto size = static_cast<std::uint64_t>(f.st.st_size);
         std::uint64_t offset = 0;
-        if (!parse_u64(offset_text, offset) || offset > size) co_return co_await reply(c, "ERR bad offset");
+        if (!files_parse_u64(offset_text, offset) || offset > size) co_return co_await reply(c, "ERR bad offset");
         co_await reply(c, "OK " + std::to_string(size - offset));
         co_await send_file(c, f.fd.get(), offset, size - offset);
     }
@@ -384,27 +290,20 @@ private:
             co_return true;
         }
         std::uint64_t size = 0;
-        if (!parse_u64(size_text, size)) {
+        if (!files_parse_u64(size_text, size)) {
             co_await reply(c, "ERR bad request");
             co_return true;
         }
-        if (size > o_.max_upload)
-            {
+        if (size > o_.max_upload) {
             co_await reply(c, "ERR too large (max " + std::to_string(o_.max_upload) + " bytes)");
             co_return true;
         }
-        if (path.starts_with('/') || path.find('\0') != std::string_view::npos || path.ends_with('/'))
-            {
+        std::string_view parent, leaf;
+        if (!files_split_upload_path(path, parent, leaf)) {
             co_await reply(c, "ERR forbidden");
             co_return true;
         }
-        const auto slash = path.rfind('/');
-        const std::string_view parent = slash == std::string_view::npos ? "." : path.substr(0, slash);
-        const std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
-        if (name == "." || name == "..") {
-            co_await reply(c, "ERR forbidden");
-            co_return true;
-        }
+        const std::string name(leaf);
         Opened dir = resolve(o_.root.get(), parent, O_RDONLY | O_DIRECTORY);
         if (dir.error) {
             co_await reply(c, dir.error);
@@ -417,13 +316,13 @@ private:
         struct stat st{};
         if (::fstatat(dir.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
             if (S_ISDIR(st.st_mode)) {
-            co_await reply(c, "ERR is a directory");
-            co_return true;
-        }
-            if (!S_ISREG(st.st_mode)) {
-            co_await reply(c, "ERR forbidden");
-            co_return true;
-        }  // symlinks included
+                co_await reply(c, "ERR is a directory");
+                co_return true;
+            }
+            if (!S_ISREG(st.st_mode)) {  // symlinks included
+                co_await reply(c, "ERR forbidden");
+                co_return true;
+            }
         }
 
         // A temporary file beside the target, renamed into place only when complete.
@@ -514,10 +413,6 @@ std::string beside_config(const Section& s, const std::string& path) {
 }
 
 }  // namespace
-
-void files_force_fallback(bool on) {
-    force_fallback = on;
-}
 
 extern const ServiceType files_service{
     "files",

@@ -61,7 +61,27 @@ std::string chat_key(std::string_view name);
 }  // namespace coserve::services
 
 namespace coserve::services {
-// files: resolve paths component by component (the fallback for kernels
-// without openat2) even where openat2 exists. For tests.
+
+// files: one request line. Words are separated by blanks; a line with the
+// wrong number of words for its command is `bad`.
+struct FilesRequest {
+    enum class Kind { bad, list, get, size, sha256, put, quit };
+    Kind kind = Kind::bad;
+    std::string_view path;    // list: "." when omitted
+    std::string_view number;  // get: the offset ("0" when omitted); put: the size; unparsed
+};
+FilesRequest parse_files_request(std::string_view line);
+// A whole decimal std::uint64_t, nothing else.
+bool files_parse_u64(std::string_view s, std::uint64_t& out);
+// PUT's path as the directory to resolve and the name to create in it; false
+// for absolute paths, a trailing '/', NUL bytes, or a last component . or ..
+bool files_split_upload_path(std::string_view path, std::string_view& parent, std::string_view& name);
+// Opens `path` beneath the directory `base`: never above it, whatever "..",
+// symlinks or magic links say (openat2 RESOLVE_BENEATH; without openat2,
+// component by component refusing every symlink). -1 with errno (EXDEV or
+// ELOOP when it would escape).
+int files_open_beneath(int base, std::string_view path, int flags);
+// Resolve component by component even where openat2 exists. For tests.
 void files_force_fallback(bool on);
+
 }  // namespace coserve::services

@@ -521,6 +521,10 @@ Config load_config_text(std::string_view text, const std::string& name) {
     po::parsed_options parsed(nullptr);
     try {
         parsed = po::parse_config_file(in, po::options_description(), true);
+    } catch (const po::invalid_syntax& e) {
+        // Not e.what(): it loops forever when the line itself contains
+        // "%invalid_line%" (its placeholder; found by fuzz/config.cpp).
+        throw ConfigError(name + ": invalid line " + quote_text(e.tokens()) + " (expected key = value, or [section])");
     } catch (const po::error& e) {
         throw ConfigError(name + ": " + e.what());
     }

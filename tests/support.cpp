@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -65,6 +66,10 @@ bool wait_readable(int fd, std::chrono::milliseconds timeout) {
 RunningServer::RunningServer(std::string_view ini) {
     coserve::log::init(coserve::Severity::warning);
     auto config = coserve::load_config_text(ini, "test.ini");
+    // The ThreadSanitizer run (ctest --preset tsan) runs every in-process
+    // server on several event-loop threads.
+    if (const char* t = std::getenv("COSERVE_TEST_THREADS"); t && config.server.threads == 1)
+        config.server.threads = std::stoi(t);
     server_ = std::make_unique<coserve::Server>(std::move(config), testing::no_signals());
     server_->start();
     thread_ = std::thread([this] {

@@ -151,6 +151,11 @@ TEST_CASE("each bad configuration gives one line naming file and section and key
     CHECK(config_error("[echo]\nenabled = maybe\n") == "bad.ini: [echo] enabled: expected true or false, got \"maybe\"");
     CHECK(config_error("[echo]\ntcp = 127.0.0.1:7\ntcp = 127.0.0.1:8\n") == "bad.ini: [echo] tcp: set more than once");
     CHECK(config_error("threads = 1\n") == "bad.ini: key \"threads\" is outside any [section]");
+    CHECK(config_error("[echo]\njust words\n") ==
+          "bad.ini: invalid line \"just words\" (expected key = value, or [section])");
+    // Boost's own message for this loops forever on its placeholder (found by fuzzing).
+    CHECK(config_error("[echo]\nx%invalid_line%\n") ==
+          "bad.ini: invalid line \"x%invalid_line%\" (expected key = value, or [section])");
     CHECK(config_error("[echo]\n[echo]\n") == "bad.ini: [echo] appears more than once");
     CHECK_THAT(config_error("[echo]\nthis line has no equals sign\n"), Catch::StartsWith("bad.ini: "));
 }

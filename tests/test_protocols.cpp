@@ -147,6 +147,12 @@ TEST_CASE("adder: errors") {
     CHECK(adder_sum(" , + ", 1000, 1000) == "ERR empty line");
     CHECK(adder_sum("1 2 3 4", 3, 1000) == "ERR too many terms (max 3)");
     CHECK(adder_sum("123456", 10, 5) == "ERR number too long: \"123456\" (max 5 digits)");
+    CHECK(adder_sum("000000012345", 10, 5) == "12345");  // leading zeros are free
+    // Digits after the point count, zeros included: otherwise "0.000...1"
+    // would make every other term a number of that many digits.
+    CHECK(adder_sum("1.000001", 10, 5) == "ERR number too long: \"1.000001\" (max 5 digits)");
+    CHECK(adder_sum("0.0001 1", 10, 5) == "1.0001");
+    CHECK(adder_sum("1 ." + std::string(60000, '0') + "1", 64, 1000).starts_with("ERR number too long: \".000"));
     CHECK(adder_sum(std::string(50, 'q'), 10, 5) == "ERR not a number: \"" + std::string(40, 'q') + "...\"");
 }
 
