@@ -16,14 +16,21 @@ build: deps
 run: build
 	./build/release/coserved --config config/coserved.ini
 
-# The suite runs on the sanitized Debug build; the Release daemon is compiled
-# too, because GCC's optimizer finds warnings (errors here) that Debug does not.
+# The suite: unit, integration and end-to-end tests on the ASan+UBSan Debug
+# build; the Release daemon (GCC's optimizer finds warnings, errors here, that
+# Debug does not) under valgrind memcheck end to end, and a 60 s soak; the
+# suite again under ThreadSanitizer with 4 event-loop threads; every fuzz
+# target for 30 s.
 test: deps
 	cmake --preset debug
 	cmake --build --preset debug
 	ctest --preset debug
 	cmake --preset release
-	cmake --build --preset release --target coserved
+	cmake --build --preset release --target coserved coserve-soak
+	tests/e2e_valgrind.sh build/release/coserved
+	scripts/soak 60
+	$(MAKE) --no-print-directory tsan
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
 # The whole suite again under ThreadSanitizer, every in-process server on 4 threads.
 tsan: deps

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -356,6 +357,9 @@ void Server::start() {
         throw;
     }
     impl_->started = true;
+    struct sigaction ignore{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, nullptr);
     impl_->work.emplace(impl_->ioc->get_executor());
     for (auto& inst : impl_->instances) {
         impl_->announce(*inst);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <sstream>
 
 using namespace testing;
 namespace ip = boost::asio::ip;
@@ -185,4 +186,23 @@ TEST_CASE("a datagram from a classic reflector port is never answered") {
         reflector.send("ping");
         CHECK_FALSE(reflector.recv(300ms).has_value());
     }
+}
+
+TEST_CASE("a refusal is logged once a minute per source, however often it happens") {
+    ServerProcess p("[server]\nlog_level = info\n[echo]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\ndeny = 127.0.0.0/8\n");
+    for (int i = 0; i < 20; ++i) {
+        TcpClient a(p.tcp("echo"), lo1);
+        CHECK(a.closed_within(3s));
+        TcpClient b(p.tcp("echo"), lo2);
+        CHECK(b.closed_within(3s));
+    }
+    std::istringstream log(p.log());
+    int from1 = 0, from2 = 0;
+    for (std::string line; std::getline(log, line);) {
+        if (line.find("refused (acl); logged once a minute per source") == std::string::npos) continue;
+        from1 += line.find(" 127.0.0.1:") != std::string::npos;
+        from2 += line.find(" 127.0.0.2:") != std::string::npos;
+    }
+    CHECK(from1 == 1);
+    CHECK(from2 == 1);
 }

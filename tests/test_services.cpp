@@ -12,7 +12,12 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <random>
+#include <thread>
+#include <tuple>
 
 using namespace testing;
 using coserve::services::chargen_period;
@@ -629,5 +634,92 @@ TEST_CASE("resets mid-write, mid-read and mid-upload leak no descriptor and leav
     std::size_t leftovers = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir)) leftovers += e.path().filename() != "big.bin";
     CHECK(leftovers == 0);  // no upload, complete or partial, and no temporary file
+    std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// Sends `data` as fast as the server takes it while a second thread reads and
+// throws away whatever comes back (so an echoing server never blocks on us),
+// then half-closes and waits for the end. A server that closes or resets
+// early is fine: the point is what happens to the server.
+void hurl(const boost::asio::ip::tcp::endpoint& to, const std::string& data) {
+    TcpClient c(to);
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        char buf[65536];
+        while (!done) {
+            pollfd p{c.fd(), POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0) continue;
+            if (::recv(c.fd(), buf, sizeof buf, 0) <= 0) break;
+        }
+    });
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (std::size_t off = 0; off < data.size() && std::chrono::steady_clock::now() < deadline;) {
+        pollfd p{c.fd(), POLLOUT, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        const ssize_t n = ::send(c.fd(), data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n <= 0) break;  // closed or reset by the server
+        off += static_cast<std::size_t>(n);
+    }
+    ::shutdown(c.fd(), SHUT_WR);
+    std::this_thread::sleep_for(200ms);
+    done = true;
+    reader.join();
+}
+
+}  // namespace
+
+TEST_CASE("hostile input matrix: every TCP service survives every kind of junk and still serves") {
+    char tmpl[] = "/tmp/coserve-junk-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    { std::ofstream(dir + "/f.txt") << "file\n"; }
+    RunningServer rs(std::string(all_services) + "[echo]\ntcp = 127.0.0.1:0\n[chat]\ntcp = 127.0.0.1:0\n[files]\ntcp = 127.0.0.1:0\nroot = " + dir + "\n");
+
+    std::string iac, invalid_utf8, path;
+    for (int i = 0; i < 100'000; ++i) iac += "\xff\xfb\x01\xff\xfa\x18\x01\xff\xf0";  // WILL and SB ... SE, 900 KB
+    std::mt19937 rng(7);
+    for (int i = 0; i < 1 << 16; ++i) invalid_utf8 += static_cast<char>(0x80 | (rng() & 0x7f));
+    for (int i = 0; i < 100'000; ++i) path += "a/";
+    const std::vector<std::pair<const char*, std::string>> junk{
+        {"a 10 MiB line", std::string(10u << 20, 'x') + "\n"},
+        {"NUL bytes", std::string(1 << 16, '\0') + "\n"},
+        {"invalid UTF-8", invalid_utf8 + "\n"},
+        {"a telnet IAC flood", iac + "\n"},
+        {"a number of a million digits", std::string(1'000'000, '9') + ",1\n"},
+        {"a path of 100000 components", "GET " + path + "x\n/join " + path + "\n"},
+        {"CR and LF storms", std::string(1 << 18, '\r') + std::string(1 << 18, '\n')},
+    };
+    // What a normal client gets afterwards, per service: a request and the start of the reply.
+    const std::vector<std::tuple<const char*, std::string, std::string>> services{
+        {"echo", "ping\n", "ping\n"},
+        {"uppercase", "ping\n", "PING\n"},
+        {"adder", "1,2\n", "3\n"},
+        {"hello", "", "Hi, we are connected!"},
+        {"daytime", "", ""},
+        {"time", "", ""},
+        {"chargen", "", std::string(chargen_period().substr(0, 10))},
+        {"chat", "", "* welcome to #lobby"},
+        {"files", "GET f.txt\n", "OK 5\nfile\n"},
+        {"discard", "", ""},
+    };
+    for (const auto& [name, request, expected] : services) {
+        for (const auto& [what, bytes] : junk) {
+            INFO(name << " after " << what);
+            hurl(rs.tcp(name), bytes);
+            TcpClient c(rs.tcp(name));
+            if (!request.empty()) c.send(request);
+            if (std::string_view(name) == "discard") {
+                CHECK_FALSE(c.closed_within(100ms));  // still connected, still quiet
+            } else if (std::string_view(name) == "daytime" || std::string_view(name) == "time") {
+                CHECK_FALSE(c.recv_all().empty());
+            } else {
+                CHECK(c.recv_exact(expected.size()) == expected);
+            }
+        }
+    }
+    for (int i = 0; i < 100 && rs.server().connections() > 0; ++i) std::this_thread::sleep_for(50ms);
+    CHECK(rs.server().connections() == 0);
     std::filesystem::remove_all(dir);
 }

@@ -65,6 +65,10 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
+    // Binds every endpoint (all or nothing; throws on failure) and starts
+    // accepting. Also sets SIGPIPE to ignored for the whole process: a write
+    // to a peer that reset must fail with EPIPE, not kill the process, and
+    // sendfile(2) has no MSG_NOSIGNAL.
     void start();
     void run();
     void stop();  // begin graceful shutdown; thread-safe, idempotent
