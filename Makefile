@@ -1,6 +1,6 @@
 # Thin wrapper over CMake presets. `make run` and `make test` install what is
 # missing first (scripts/install-deps).
-.PHONY: all deps build run test tsan fuzz deb clean
+.PHONY: all deps build run test tsan fuzz bench deb clean
 
 FUZZ_SECONDS ?= 300
 
@@ -18,7 +18,8 @@ run: build
 
 # The suite: unit, integration and end-to-end tests on the ASan+UBSan Debug
 # build; the Release daemon (GCC's optimizer finds warnings, errors here, that
-# Debug does not) under valgrind memcheck end to end, and a 60 s soak; the
+# Debug does not) under valgrind memcheck end to end, a 60 s soak, and a
+# few seconds of the benchmark suite (built and run, not judged); the
 # suite again under ThreadSanitizer with 4 event-loop threads; every fuzz
 # target for 30 s.
 test: deps
@@ -26,9 +27,10 @@ test: deps
 	cmake --build --preset debug
 	ctest --preset debug
 	cmake --preset release
-	cmake --build --preset release --target coserved coserve-soak
+	cmake --build --preset release --target coserved coserve-soak coserve-bench epoll_echo
 	tests/e2e_valgrind.sh build/release/coserved
 	scripts/soak 60
+	scripts/bench --quick --servers c-epoll,coserved
 	$(MAKE) --no-print-directory tsan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
@@ -43,6 +45,13 @@ fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz
 	scripts/fuzz $(FUZZ_SECONDS)
+
+# The full comparison with the peers (about 15 minutes; see docs/benchmarks.md).
+bench:
+	@scripts/install-deps --bench
+	cmake --preset release
+	cmake --build --preset release
+	scripts/bench
 
 # build/release/coserved_<version>_amd64.deb
 deb: build

@@ -7,6 +7,8 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <array>
+#include <cstring>
+#include <memory>
 
 namespace coserve {
 
@@ -17,6 +19,7 @@ Connection::Connection(asio::ip::tcp::socket socket, detail::Instance& instance,
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? std::string("?") : log::format_endpoint(ep);
+    socket_.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
     touch();
 }
 
@@ -41,6 +44,48 @@ asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) 
     if (ec == asio::error::eof) co_return 0;
     if (ec) throw boost::system::system_error(ec, "read");
     co_return n;
+}
+
+namespace {
+// read_shared()'s buffer: one per event-loop thread, used between a
+// readiness wake-up and the caller's next co_await.
+thread_local std::array<char, 65536> loop_buffer;
+}  // namespace
+
+asio::awaitable<std::span<const char>> Connection::read_shared() {
+    if (eof_pending_) co_return std::span<const char>();
+    // Asio's own read into the connection's small buffer: it costs one recv
+    // per message and no epoll_ctl (unlike waiting for readability), and
+    // tries the socket first only when the last read may have left data.
+    // What does not fit is read at once into the loop's buffer behind it.
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(small_), asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::eof) co_return std::span<const char>();
+    if (ec) throw boost::system::system_error(ec, "read");
+    std::memcpy(loop_buffer.data(), small_.data(), n);
+    if (n == small_.size()) {
+        boost::system::error_code more_ec;
+        n += socket_.read_some(asio::buffer(loop_buffer.data() + n, loop_buffer.size() - n), more_ec);
+        if (more_ec == asio::error::eof) eof_pending_ = true;  // the bytes first, the end next time
+        else if (more_ec && more_ec != asio::error::would_block && more_ec != asio::error::try_again)
+            throw boost::system::system_error(more_ec, "read");
+    }
+    bytes_in_ += n;
+    touch();
+    co_return std::span<const char>(loop_buffer.data(), n);
+}
+
+asio::awaitable<void> Connection::write_now(std::span<const char> data) {
+    boost::system::error_code ec;
+    std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) n = 0;
+    else if (ec) throw boost::system::system_error(ec, "write");
+    bytes_out_ += n;
+    touch();
+    if (n == data.size()) co_return;
+    const std::size_t left = data.size() - n;
+    std::unique_ptr<char[]> rest(new char[left]);
+    std::memcpy(rest.get(), data.data() + n, left);
+    co_await write(asio::buffer(rest.get(), left));
 }
 
 asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::mutable_buffer buffer, Duration timeout) {

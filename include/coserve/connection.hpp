@@ -30,8 +30,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace coserve {
@@ -57,6 +59,18 @@ public:
     // Reads what is available (at least one byte). Returns 0 at end of stream
     // (the client half-closed). Throws boost::system::system_error on other errors.
     boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer buffer);
+
+    // Waits until the client has sent something, then reads what is there
+    // into a buffer owned by the event-loop thread, so a connection waiting
+    // for data owns only a 128-byte buffer, not a full one. Returns the bytes read, or an empty span at end
+    // of stream. The span is valid only until the caller's next co_await:
+    // consume it, copy it, or hand it to write_now() first.
+    boost::asio::awaitable<std::span<const char>> read_shared();
+
+    // Writes all of `data`: at once, as far as the socket takes it, and the
+    // rest (copied first, so `data` may be read_shared()'s span) when the
+    // client reads. Allocates only when the client is behind.
+    boost::asio::awaitable<void> write_now(std::span<const char> data);
 
     // Like read_some, but gives up after `timeout` of silence: nullopt. Only
     // this read is cancelled then; other operations on the socket go on.
@@ -113,6 +127,8 @@ private:
     unsigned timer_handlers_ = 0;  // read_timer_ handlers not yet run
     unsigned read_generation_ = 0;
     bool timed_out_ = false;
+    bool eof_pending_ = false;         // read_shared() saw the end after returning data
+    std::array<char, 128> small_{};   // read_shared()'s own buffer: one message of a chatty protocol
 };
 
 // True for the errors that end a connection normally: EOF, reset by peer,
