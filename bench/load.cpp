@@ -18,7 +18,8 @@
 //       when all are up, waits for FILE --release to appear, then sends one
 //       byte on each and counts those that answer.
 //   coserve-bench chat --port P --members N --senders K --seconds T
-//       [--stalled 1] [--window W] [--format coserve|ncat]
+//       [--stalled 1] [--window W] [--format coserve|ncat] [--from ADDR] [--nick 0]
+//       [--ready FILE]
 //       N chat members (K of them send numbered, timestamped lines, at most W
 //       of their lines not yet delivered to everyone), optionally one more
 //       member that never reads; deliveries/s, lost lines, latency.
@@ -85,6 +86,8 @@ int connect_to(int port, const char* from = nullptr, int type = SOCK_STREAM) {
         sockaddr_in f = address(from, 0);
         if (::bind(fd, reinterpret_cast<sockaddr*>(&f), sizeof f) != 0) die("bind");
     }
+    timeval tv{5, 0};  // a server that does not accept fails the run in 5 s, not after SYN retries
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     sockaddr_in a = address("127.0.0.1", port);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
     const int one = 1;
@@ -351,6 +354,7 @@ int chat() {
     const long members = arg("members", 100), senders = arg("senders", 1), window = arg("window", 64);
     const bool stalled = arg("stalled", 0) != 0;
     const bool ncat = sarg("format", "coserve") == "ncat";
+    const std::string from = sarg("from", "");  // one source only (peers that look up client names)
     const double seconds = static_cast<double>(arg("seconds", 5));
     struct Member {
         int fd;
@@ -362,25 +366,38 @@ int chat() {
     Epoll ep;
     const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
                              "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
+    // Members join one by one while what the server sends them (welcome,
+    // join notices) is read and dropped, so no member falls behind and is
+    // dropped as too slow before the measurement starts.
+    std::vector<epoll_event> ev(1024);
+    auto drain = [&](int timeout_ms) {
+        const int n = ep.wait(ev.data(), static_cast<int>(ev.size()), timeout_ms);
+        for (int i = 0; i < n; ++i)
+            while (::recv(ms[ev[static_cast<std::size_t>(i)].data.u64].fd, scratch, sizeof scratch, 0) > 0) {
+            }
+        return n;
+    };
+    const bool nick = arg("nick", 1) != 0;
     for (long i = 0; i < members; ++i) {
         Member& m = ms[static_cast<std::size_t>(i)];
-        m.fd = connect_to(port, sources[i % 8]);
+        m.fd = connect_to(port, from.empty() ? sources[i % 8] : from.c_str());
         m.last.assign(static_cast<std::size_t>(senders), 0);
-        if (!ncat) {
-            const std::string nick = "/nick m" + std::to_string(i) + "\n";
-            ::send(m.fd, nick.data(), nick.size(), MSG_NOSIGNAL);
+        if (!ncat && nick) {
+            const std::string line = "/nick m" + std::to_string(i) + "\n";
+            ::send(m.fd, line.data(), line.size(), MSG_NOSIGNAL);
         }
         nonblocking(m.fd);
         ep.add(m.fd, EPOLLIN, static_cast<std::uint64_t>(i));
+        if (i % 16 == 15) drain(0);
     }
-    int stalled_fd = stalled ? connect_to(port, "127.0.0.10") : -1;
-    // Let the joins settle: drain welcome and join notices for a moment.
-    std::vector<epoll_event> ev(1024);
-    for (auto t = Clock::now(); Clock::now() - t < std::chrono::milliseconds(500 + members / 2);) {
-        const int n = ep.wait(ev.data(), static_cast<int>(ev.size()), 50);
-        for (int i = 0; i < n; ++i) ::recv(ms[ev[static_cast<std::size_t>(i)].data.u64].fd, scratch, sizeof scratch, 0);
+    int stalled_fd = stalled ? connect_to(port, from.empty() ? "127.0.0.10" : from.c_str()) : -1;
+    // Let the joins settle: read until the server has been quiet for 300 ms.
+    while (drain(300) > 0) {
     }
     for (auto& m : ms) m.in.clear();
+    if (const std::string ready = sarg("ready", ""); !ready.empty()) {  // tell the caller the members are in
+        if (FILE* f = std::fopen(ready.c_str(), "w")) std::fclose(f);
+    }
 
     // delivered[s][seq % window]: how many members got line seq of sender s.
     std::vector<long> next_seq(static_cast<std::size_t>(senders), 1), complete(static_cast<std::size_t>(senders), 0);
@@ -421,11 +438,13 @@ int chat() {
                 if (lf == std::string::npos) break;
                 std::string_view line(m.in.data() + pos, lf - pos);
                 pos = lf + 1;
-                const auto at = line.find(" L ");  // "<nick> L s seq ts"; notices have none
+                // "<nick> L s seq ts"; ncat prefixes a chunk, not each line, so a
+                // line may also start with "L ". Notices have neither.
+                const auto at = line.starts_with("L ") ? std::string_view::npos - 1 : line.find(" L ");
                 if (at == std::string_view::npos) continue;
                 long s = 0, seq = 0;
                 unsigned long long ts = 0;
-                if (std::sscanf(std::string(line.substr(at + 1)).c_str(), "L %ld %ld %llu", &s, &seq, &ts) != 3 || s < 0 ||
+                if (std::sscanf(std::string(at == std::string_view::npos - 1 ? line : line.substr(at + 1)).c_str(), "L %ld %ld %llu", &s, &seq, &ts) != 3 || s < 0 ||
                     s >= senders)
                     continue;
                 lat.add(now_ns() - ts);
