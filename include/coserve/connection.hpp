@@ -51,6 +51,8 @@ public:
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
+    // In non-blocking mode: a synchronous call on it returns would_block
+    // instead of waiting (read_shared() and write_now() rely on this).
     boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
     const std::string& peer() const noexcept { return peer_; }  // numeric "addr:port"
     const std::string& instance_name() const noexcept;
@@ -62,9 +64,10 @@ public:
 
     // Waits until the client has sent something, then reads what is there
     // into a buffer owned by the event-loop thread, so a connection waiting
-    // for data owns only a 128-byte buffer, not a full one. Returns the bytes read, or an empty span at end
-    // of stream. The span is valid only until the caller's next co_await:
-    // consume it, copy it, or hand it to write_now() first.
+    // for data owns only a 128-byte buffer, not a full one. Returns the
+    // bytes read, or an empty span at end of stream. The span is valid only
+    // until the caller's next co_await: consume it, copy it, or hand it to
+    // write_now() first.
     boost::asio::awaitable<std::span<const char>> read_shared();
 
     // Writes all of `data`: at once, as far as the socket takes it, and the
