@@ -246,15 +246,45 @@ private:
         }
     }
 
+    // flush() in slices of `slice` members with a turn of the event loop
+    // between them, so a line to 10,000 members does not hold up everyone
+    // else on the loop for the 10,000 sends. The sender's own later lines
+    // wait for the whole flush; members still in the list keep their place
+    // (in_flush_list), so every member's lines stay in order. If the session
+    // is cancelled meanwhile, the rest is flushed at once.
+    asio::awaitable<void> flush_sliced(FlushList& list) {
+        constexpr std::size_t slice = 256;
+        std::size_t done = 0;
+        try {
+            while (list.size() - done > slice) {
+                flush_range(list, done, done + slice);
+                done += slice;
+                const auto executor = co_await asio::this_coro::executor;
+                co_await asio::post(executor, asio::use_awaitable);
+            }
+        } catch (...) {
+            flush_range(list, done, list.size());
+            list.clear();
+            throw;
+        }
+        flush_range(list, done, list.size());
+        list.clear();
+    }
+
     // Sends what the kernel takes of each listed member's queue, one gathered
     // non-blocking send per member; what is left goes to the member's writer.
     void flush(FlushList& list) {
-        for (auto& member : list) {
+        flush_range(list, 0, list.size());
+        list.clear();
+    }
+
+    void flush_range(FlushList& list, std::size_t from, std::size_t to) {
+        for (std::size_t k = from; k < to; ++k) {
+            Member* member = list[k].get();
             std::lock_guard lock(member->mutex);
             member->in_flush_list = false;
             if (!member->pending) send_locked(*member);
         }
-        list.clear();
     }
 
     // Member mutex held. Returns true if the queue is now empty.
@@ -579,7 +609,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
     bool writer_started = false;
     std::exception_ptr failure;
     try {  // from here on every exit goes through the clean-up below
-        flush(pending);
+        co_await flush_sliced(pending);
         m->done.expires_at(asio::steady_timer::time_point::max());
         asio::co_spawn(m->executor, writer(c, m), [this, m](std::exception_ptr) {
             m->writer_done = true;
@@ -598,7 +628,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
         while (!quitting && !m->dead) {
             // Flush when the input runs dry, and every 64 lines of a long burst.
             if (!pending.empty() && (!lines.ready() || ++since_flush >= 64)) {
-                flush(pending);
+                co_await flush_sliced(pending);
                 since_flush = 0;
             }
             Line line = co_await lines.next();

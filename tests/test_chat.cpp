@@ -454,3 +454,27 @@ TEST_CASE("chat through the real telnet client") {
     std::system((tmux + "kill-server").c_str());
     if (!tmux_pid.empty()) ::kill(std::stoi(tmux_pid), SIGKILL);  // if it did not go by itself
 }
+
+TEST_CASE("chat: a room larger than one flush slice gets every line, in order") {
+    // 600 members: a line is flushed to them in slices of 256 with turns of
+    // the event loop between (other clients must not wait for 600 sends).
+    // Every client is 127.0.0.1, so the per-source limit is off.
+    RunningServer rs("[chat]\ntcp = 127.0.0.1:0\nmax_per_source = 0\nrate = 0\n");
+    std::vector<std::unique_ptr<LineClient>> members;
+    for (int i = 0; i < 600; ++i) members.push_back(join(rs).first);
+    auto& sender = members.front();
+    sender->send_line("/nick sender");
+    for (int n = 1; n <= 30; ++n) sender->send_line(std::to_string(n));
+    int complete = 0;
+    for (std::size_t i = 1; i < members.size(); ++i) {
+        int next = 1;
+        while (next <= 30) {
+            const std::string l = members[i]->line(10s);
+            if (!l.starts_with("<sender> ")) continue;  // join and nick notices
+            if (l != "<sender> " + std::to_string(next)) break;
+            ++next;
+        }
+        complete += next == 31;
+    }
+    CHECK(complete == 599);
+}
