@@ -118,7 +118,10 @@ check "out of descriptors: no busy loop (CPU ticks in 1s under 30)" yes "$([[ $(
 for fd in "${held[@]}"; do exec {fd}<&-; done
 sleep 0.5
 check "after descriptors are freed, echo works again" "back" "$(printf 'back\n' | timeout 10 nc -N 127.0.0.1 "$fport")"
-check "and the recovery is logged" 1 "$(grep -c 'accepting again' "$work/log")"
+# Logged once per episode; while the held connections are released, the
+# accepts of the backlog can run out once more in a slow (sanitized) build,
+# making a second, short episode: hence "at least once".
+check "and the recovery is logged" yes "$([[ $(grep -c 'accepting again' "$work/log") -ge 1 ]] && echo yes || echo no)"
 keep_log fd
 kill -TERM "$pid"; wait "$pid"; pid=
 
