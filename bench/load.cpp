@@ -143,6 +143,11 @@ private:
 
 char scratch[1 << 16];
 
+// Client source addresses: eight loopback addresses, so many connections do
+// not exhaust one address's ephemeral ports and per-source tables see many.
+const char* const sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+                               "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
+
 // --- pingpong and stream -----------------------------------------------------
 
 int pingpong(bool stream) {
@@ -268,8 +273,6 @@ int connrate() {
     Epoll ep;
     std::vector<int> fds(static_cast<std::size_t>(conns), -1);
     sockaddr_in a = address("127.0.0.1", port);
-    const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
-                             "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
     std::uint64_t done = 0, failed = 0, started = 0;
     const std::string from = sarg("from", "");  // one source only (e.g. 127.0.0.1 for xinetd)
     auto open_one = [&](std::size_t i) {
@@ -323,8 +326,6 @@ int hold() {
     const int port = static_cast<int>(arg("port", 0));
     const long conns = arg("conns", 1000);
     const std::string ready = sarg("ready", ""), release = sarg("release", "");
-    const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
-                             "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
     std::vector<int> fds;
     fds.reserve(static_cast<std::size_t>(conns));
     for (long i = 0; i < conns; ++i) fds.push_back(connect_to(port, sources[i % 8]));
@@ -364,8 +365,6 @@ int chat() {
     };
     std::vector<Member> ms(static_cast<std::size_t>(members));
     Epoll ep;
-    const char* sources[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
-                             "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"};
     // Members join one by one while what the server sends them (welcome,
     // join notices) is read and dropped, so no member falls behind and is
     // dropped as too slow before the measurement starts.
