@@ -20,6 +20,7 @@
 #include <coserve/lines.hpp>
 #include <coserve/service.hpp>
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -260,7 +261,7 @@ private:
                 flush_range(list, done, done + slice);
                 done += slice;
                 const auto executor = co_await asio::this_coro::executor;
-                co_await asio::post(executor, asio::use_awaitable);
+                co_await asio::post(executor, asio::deferred);
             }
         } catch (...) {
             flush_range(list, done, list.size());
@@ -575,10 +576,10 @@ asio::awaitable<void> Chat::writer(Connection& c, std::shared_ptr<Member> m) {
         }
         if (sleep) {  // until a sender finds the socket full and hands the queue over
             m->wake.expires_at(asio::steady_timer::time_point::max());
-            co_await m->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+            co_await m->wake.async_wait(asio::as_tuple(asio::deferred));
             continue;
         }
-        auto [ec] = co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::as_tuple(asio::use_awaitable));
+        auto [ec] = co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::as_tuple(asio::deferred));
         if (ec) co_return;  // cancelled: the session is ending
         std::lock_guard lock(m->mutex);
         if (send_locked(*m)) m->pending = false;
@@ -662,7 +663,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
     // while nothing was pending.
     m->done.expires_after(std::chrono::seconds(5));
     while (!m->writer_done) {
-        co_await m->done.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await m->done.async_wait(asio::as_tuple(asio::deferred));
         const auto state = co_await asio::this_coro::cancellation_state;
         if (!m->writer_done &&
             (state.cancelled() != asio::cancellation_type::none || clock::now() >= m->done.expiry() || !quitting)) {

@@ -6,6 +6,7 @@
 #include <coserve/lines.hpp>
 #include <coserve/service.hpp>
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/post.hpp>
 
 #include <openssl/evp.h>
@@ -178,7 +179,7 @@ private:
                 c.touch();
                 if ((since_yield += static_cast<std::uint64_t>(n)) >= (16u << 20)) {  // be fair to the other clients
                     since_yield = 0;
-                    co_await asio::post(c.socket().get_executor(), asio::use_awaitable);
+                    co_await asio::post(c.socket().get_executor(), asio::deferred);
                 }
                 continue;
             }
@@ -187,7 +188,7 @@ private:
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 throw boost::system::system_error(errno, boost::system::system_category(), "sendfile");
             since_yield = 0;
-            co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::use_awaitable);
+            co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::deferred);
         }
     }
 
@@ -272,7 +273,7 @@ private:
             EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
             off += n;
             c.touch();  // hashing a huge file is activity, not idleness
-            co_await asio::post(c.socket().get_executor(), asio::use_awaitable);  // one chunk per turn: others go on
+            co_await asio::post(c.socket().get_executor(), asio::deferred);  // one chunk per turn: others go on
         }
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int len = 0;

@@ -505,6 +505,7 @@ InstanceConfig load_instance(Section& s) {
     o.connect_rate = s.rate("connect_rate", "0", "connect_burst");
     o.udp_rate = s.rate("udp_rate", "100/s", "udp_burst", 200);
     o.udp_max_reply = static_cast<std::size_t>(s.integer("udp_max_reply", 0, 0, 65507));
+    o.udp_batch = static_cast<int>(s.integer("udp_batch", 16, 1, 256));
     inst.service = type->create(s, o);
     s.finish();
     inst.effective = s.effective();

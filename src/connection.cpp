@@ -2,6 +2,8 @@
 
 #include "instance.hpp"
 
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -38,7 +40,7 @@ void Connection::touch() noexcept {
 }
 
 asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) {
-    auto [ec, n] = co_await socket_.async_read_some(buffer, asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await socket_.async_read_some(buffer, asio::as_tuple(asio::deferred));
     bytes_in_ += n;
     touch();
     if (ec == asio::error::eof) co_return 0;
@@ -58,16 +60,21 @@ asio::awaitable<std::span<const char>> Connection::read_shared() {
     // per message and no epoll_ctl (unlike waiting for readability), and
     // tries the socket first only when the last read may have left data.
     // What does not fit is read at once into the loop's buffer behind it.
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(small_), asio::as_tuple(asio::use_awaitable));
-    if (ec == asio::error::eof) co_return std::span<const char>();
-    if (ec) throw boost::system::system_error(ec, "read");
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(small_), asio::as_tuple(asio::deferred));
+    if (ec) {
+        if (ec == asio::error::eof) co_return std::span<const char>();
+        throw boost::system::system_error(ec, "read");
+    }
     std::memcpy(loop_buffer.data(), small_.data(), n);
     if (n == small_.size()) {
         boost::system::error_code more_ec;
         n += socket_.read_some(asio::buffer(loop_buffer.data() + n, loop_buffer.size() - n), more_ec);
-        if (more_ec == asio::error::eof) eof_pending_ = true;  // the bytes first, the end next time
-        else if (more_ec && more_ec != asio::error::would_block && more_ec != asio::error::try_again)
+        if (!more_ec) {
+        } else if (more_ec == asio::error::eof) {
+            eof_pending_ = true;  // the bytes first, the end next time
+        } else if (more_ec != asio::error::would_block && more_ec != asio::error::try_again) {
             throw boost::system::system_error(more_ec, "read");
+        }
     }
     bytes_in_ += n;
     touch();
@@ -77,8 +84,12 @@ asio::awaitable<std::span<const char>> Connection::read_shared() {
 asio::awaitable<void> Connection::write_now(std::span<const char> data) {
     boost::system::error_code ec;
     std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) n = 0;
-    else if (ec) throw boost::system::system_error(ec, "write");
+    if (!ec) {
+    } else if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        n = 0;
+    } else {
+        throw boost::system::system_error(ec, "write");
+    }
     bytes_out_ += n;
     touch();
     if (n == data.size()) co_return;
@@ -108,6 +119,7 @@ asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::muta
     auto session = (co_await asio::this_coro::cancellation_state).slot();
     if (session.is_connected())
         session.assign([this](asio::cancellation_type type) { read_cancel_.emit(type); });
+    // (Asio 1.26 cannot bind a cancellation slot to asio::deferred.)
     auto [ec, n] = co_await socket_.async_read_some(
         buffer, asio::bind_cancellation_slot(read_cancel_.slot(), asio::as_tuple(asio::use_awaitable)));
     if (session.is_connected()) session.clear();
@@ -142,7 +154,7 @@ asio::awaitable<void> Connection::linger() {
 
 asio::awaitable<void> Connection::quiesce() {
     read_timer_.cancel();
-    while (timer_handlers_ > 0) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+    while (timer_handlers_ > 0) co_await asio::post(socket_.get_executor(), asio::deferred);
 }
 
 bool is_normal_close(const boost::system::error_code& ec) noexcept {

@@ -6,6 +6,7 @@
 #include "listeners.hpp"
 #include "metrics.hpp"
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -39,6 +40,13 @@ using detail::Instance;
 
 // Bound sockets waiting for an instance, as released descriptors: fresh ones,
 // or ones an instance gave up in a reload. Closes what nobody took.
+// One thread: Asio skips the per-descriptor locks of its reactor (every socket
+// is used only from the loop's thread); posting from other threads, as
+// Server::stop() and reload() do, stays safe. More threads: fully locking.
+int io_concurrency_hint(int threads) {
+    return threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : threads;
+}
+
 struct SocketPool {
     struct Tcp {
         int fd;
@@ -58,7 +66,7 @@ struct SocketPool {
 };
 
 struct Server::Impl {
-    Impl(Config c, ServerOptions o) : config(std::move(c)), options(o), ioc(std::in_place, config.server.threads) {
+    Impl(Config c, ServerOptions o) : config(std::move(c)), options(o), ioc(std::in_place, io_concurrency_hint(config.server.threads)) {
         state = std::make_unique<detail::ServerState>(*ioc, config.server);
     }
 
@@ -316,7 +324,7 @@ asio::awaitable<void> Server::Impl::watchdog() {
     while (!state->stopping) {
         options.notify("WATCHDOG=1");
         timer.expires_after(options.watchdog_interval);
-        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await timer.async_wait(asio::as_tuple(asio::deferred));
     }
 }
 
@@ -326,7 +334,7 @@ asio::awaitable<void> Server::Impl::drain() {
     const auto grace_end = std::chrono::steady_clock::now() + config.server.shutdown_grace;
     while (open_sessions() > 0 && std::chrono::steady_clock::now() < grace_end) {
         timer.expires_after(20ms);
-        co_await timer.async_wait(asio::use_awaitable);
+        co_await timer.async_wait(asio::deferred);
     }
     if (open_sessions() == 0) co_return;
     COSERVE_LOG(Severity::info, "", "") << "grace period over: closing " << open_sessions() << " connection(s)";
@@ -336,7 +344,7 @@ asio::awaitable<void> Server::Impl::drain() {
     const auto hard_end = std::chrono::steady_clock::now() + 2s;
     while (open_sessions() > 0 && std::chrono::steady_clock::now() < hard_end) {
         timer.expires_after(10ms);
-        co_await timer.async_wait(asio::use_awaitable);
+        co_await timer.async_wait(asio::deferred);
     }
     if (open_sessions() > 0) {
         COSERVE_LOG(Severity::error, "", "") << open_sessions() << " connection(s) did not end when cancelled; stopping";

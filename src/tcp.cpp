@@ -4,6 +4,7 @@
 #include <coserve/connection.hpp>
 #include <coserve/log.hpp>
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -107,7 +108,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
     bool limit_warned = false;
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(inst.server.connection_executor(),
-                                                           asio::as_tuple(asio::use_awaitable));
+                                                           asio::as_tuple(asio::deferred));
         if (!acceptor.is_open() || inst.server.stopping) co_return;
         if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
@@ -118,7 +119,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
                         << "accept: " << ec.message() << "; pausing 100ms between retries";
                 resource_warned = true;
                 asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
-                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                co_await pause.async_wait(asio::as_tuple(asio::deferred));
             } else {
                 COSERVE_LOG(Severity::debug, inst.config.name, where) << "accept: " << ec.message();
             }
@@ -167,7 +168,7 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
     const auto period = std::clamp<Duration>(idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
     for (;;) {
         inst.sweep_timer->expires_after(period);
-        auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::use_awaitable));
+        auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::deferred));
         if (ec || inst.server.stopping) co_return;
         if (inst.retired && inst.session_count() == 0) co_return;  // replaced by a reload, and drained
         const auto limit = (clock::now() - idle).time_since_epoch().count();

@@ -3,12 +3,17 @@
 
 #include <coserve/log.hpp>
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
+
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 namespace coserve::detail {
@@ -17,71 +22,132 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::udp;
 
+// Reused for every batch of one socket: `batch` slots of 64 KiB for requests
+// and as many for replies. The memory comes from operator new[] without being
+// written, so only the pages that datagrams actually touch become resident.
+struct Batch {
+    static constexpr std::size_t slot = 65536;
+    explicit Batch(int n)
+        : size(static_cast<std::size_t>(n)), in(new char[size * slot]), out(new char[size * slot]),
+          rx(size), tx(size), rx_iov(size), tx_iov(size), from(size) {}
+    std::size_t size;
+    std::unique_ptr<char[]> in, out;
+    std::vector<mmsghdr> rx, tx;
+    std::vector<iovec> rx_iov, tx_iov;
+    std::vector<sockaddr_storage> from;
+};
+
+udp::endpoint endpoint_of(const sockaddr_storage& sa, socklen_t len) {
+    udp::endpoint ep;
+    std::memcpy(ep.data(), &sa, std::min<std::size_t>(len, sizeof sa));
+    ep.resize(len);
+    return ep;
+}
+
+// Decides on one received datagram; returns the reply's size or no_reply.
+std::size_t answer(Instance& inst, std::span<const char> request, const udp::endpoint& from, std::span<char> reply) {
+    ++inst.counters.datagrams_in;
+    // Never answer what could start a reflection loop, nor what the limits refuse.
+    Refusal why = udp_source_refusal(from.address(), from.port());
+    if (why == Refusal::none && inst.server.udp_ports.contains(from.port())) why = Refusal::own_port;
+    if (why == Refusal::none) why = inst.limits.admit_datagram(from.address());
+    if (why != Refusal::none) {
+        ++inst.counters.dropped[static_cast<std::size_t>(why)];
+        if (inst.limits.should_log(from.address()))
+            COSERVE_LOG(Severity::info, inst.config.name, log::format_endpoint(from))
+                << "datagram dropped (" << refusal_name(why) << "); logged once a minute per source";
+        return Service::no_reply;
+    }
+    std::size_t size = Service::no_reply;
+    try {
+        size = inst.config.service->datagram(request, from, reply);
+    } catch (const std::exception& e) {
+        ++inst.counters.errors;
+        COSERVE_LOG(Severity::error, inst.config.name, log::format_endpoint(from)) << "datagram failed: " << e.what();
+        return Service::no_reply;
+    }
+    if (size != Service::no_reply && inst.config.options.udp_max_reply > 0)
+        size = std::min(size, inst.config.options.udp_max_reply);
+    return size;
+}
+
+bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
+
+// Datagrams are taken up to `udp_batch` at a time with one recvmmsg and the
+// replies sent with one sendmmsg, with plain non-blocking calls while there
+// are any (as an epoll server in C reads until EAGAIN), waiting for
+// readability only when the socket is empty, and yielding to the other clients
+// of the loop every 64 datagrams.
 asio::awaitable<void> receive_loop(Instance& inst, udp::socket& socket) {
-    std::vector<char> request(65536);
-    std::vector<char> reply(65536);
-    udp::endpoint from;
-    Service& service = *inst.config.service;
-    // Datagrams are read and answered with plain non-blocking calls while
-    // there are any (as an epoll server in C does), waiting for readability
-    // only when the socket is empty, and yielding to the other clients of
-    // the loop every `batch` datagrams.
-    constexpr int batch = 64;
+    Batch b(inst.config.options.udp_batch);
+    const int fd = socket.native_handle();
     boost::system::error_code ignored;
     socket.non_blocking(true, ignored);
-    for (int handled = 0;; ++handled) {
-        boost::system::error_code ec;
-        std::size_t n = socket.receive_from(asio::buffer(request), from, 0, ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again || handled == batch) {
-            handled = 0;
-            if (ec) {
-                auto [wait_ec] = co_await socket.async_wait(udp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+    std::size_t since_yield = 0;
+    for (;;) {
+        for (std::size_t i = 0; i < b.size; ++i) {
+            b.rx_iov[i] = {b.in.get() + i * Batch::slot, Batch::slot};
+            b.rx[i].msg_hdr = msghdr{};
+            b.rx[i].msg_hdr.msg_name = &b.from[i];
+            b.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+            b.rx[i].msg_hdr.msg_iov = &b.rx_iov[i];
+            b.rx[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = ::recvmmsg(fd, b.rx.data(), static_cast<unsigned>(b.size), MSG_DONTWAIT, nullptr);
+        if (got < 0) {
+            int e = errno;
+            if (e == EINTR) continue;
+            if (!would_block(e)) {  // e.g. ICMP port unreachable reported for an earlier reply
+                COSERVE_LOG(Severity::debug, inst.config.name, "-") << "receive: " << std::strerror(e);
+                continue;
+            }
+            since_yield = 0;
+            auto [wait_ec] = co_await socket.async_wait(udp::socket::wait_read, asio::as_tuple(asio::deferred));
+            if (!socket.is_open() || wait_ec == asio::error::operation_aborted) co_return;
+            continue;
+        }
+        std::size_t replies = 0;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(got); ++i) {
+            const msghdr& h = b.rx[i].msg_hdr;
+            udp::endpoint from = endpoint_of(b.from[i], h.msg_namelen);
+            char* reply = b.out.get() + replies * Batch::slot;
+            std::size_t size = answer(inst, std::span<const char>(b.in.get() + i * Batch::slot, b.rx[i].msg_len), from,
+                                      std::span<char>(reply, Batch::slot));
+            if (size == Service::no_reply) continue;
+            b.tx_iov[replies] = {reply, size};
+            b.tx[replies].msg_hdr = msghdr{};
+            b.tx[replies].msg_hdr.msg_name = &b.from[i];
+            b.tx[replies].msg_hdr.msg_namelen = h.msg_namelen;
+            b.tx[replies].msg_hdr.msg_iov = &b.tx_iov[replies];
+            b.tx[replies].msg_hdr.msg_iovlen = 1;
+            ++replies;
+        }
+        for (std::size_t sent = 0; sent < replies;) {
+            int n = ::sendmmsg(fd, b.tx.data() + sent, static_cast<unsigned>(replies - sent), MSG_DONTWAIT);
+            if (n > 0) {
+                sent += static_cast<std::size_t>(n);
+                inst.counters.datagrams_out += static_cast<std::uint64_t>(n);
+                continue;
+            }
+            int e = errno;
+            if (e == EINTR) continue;
+            if (would_block(e)) {  // the send buffer is full: wait, keeping the replies in order
+                auto [wait_ec] = co_await socket.async_wait(udp::socket::wait_write, asio::as_tuple(asio::deferred));
                 if (!socket.is_open() || wait_ec == asio::error::operation_aborted) co_return;
                 continue;
             }
-            co_await asio::post(socket.get_executor(), asio::use_awaitable);
+            const msghdr& h = b.tx[sent].msg_hdr;
+            COSERVE_LOG(Severity::debug, inst.config.name,
+                        log::format_endpoint(endpoint_of(*static_cast<sockaddr_storage*>(h.msg_name), h.msg_namelen)))
+                << "send: " << std::strerror(e);
+            ++sent;  // this reply is lost, as a failed sendto's would be; the rest still go
+        }
+        since_yield += static_cast<std::size_t>(got);
+        if (since_yield >= 64) {
+            since_yield = 0;
+            co_await asio::post(socket.get_executor(), asio::deferred);
             if (!socket.is_open()) co_return;
         }
-        if (!socket.is_open() || ec == asio::error::operation_aborted) co_return;
-        if (ec) {  // e.g. ICMP port unreachable reported for an earlier reply
-            COSERVE_LOG(Severity::debug, inst.config.name, log::format_endpoint(from)) << "receive: " << ec.message();
-            continue;
-        }
-        ++inst.counters.datagrams_in;
-        // Never answer what could start a reflection loop, nor what the limits refuse.
-        Refusal why = udp_source_refusal(from.address(), from.port());
-        if (why == Refusal::none && inst.server.udp_ports.contains(from.port())) why = Refusal::own_port;
-        if (why == Refusal::none) why = inst.limits.admit_datagram(from.address());
-        if (why != Refusal::none) {
-            ++inst.counters.dropped[static_cast<std::size_t>(why)];
-            if (inst.limits.should_log(from.address()))
-                COSERVE_LOG(Severity::info, inst.config.name, log::format_endpoint(from))
-                    << "datagram dropped (" << refusal_name(why) << "); logged once a minute per source";
-            continue;
-        }
-        std::size_t size = Service::no_reply;
-        try {
-            size = service.datagram(std::span<const char>(request.data(), n), from, std::span<char>(reply));
-        } catch (const std::exception& e) {
-            ++inst.counters.errors;
-            COSERVE_LOG(Severity::error, inst.config.name, log::format_endpoint(from)) << "datagram failed: " << e.what();
-            continue;
-        }
-        if (size == Service::no_reply) continue;
-        if (inst.config.options.udp_max_reply > 0) size = std::min(size, inst.config.options.udp_max_reply);
-        boost::system::error_code send_ec;
-        socket.send_to(asio::buffer(reply.data(), size), from, 0, send_ec);
-        if (send_ec == asio::error::would_block || send_ec == asio::error::try_again) {  // the send buffer is full: wait
-            auto [ec2, sent] =
-                co_await socket.async_send_to(asio::buffer(reply.data(), size), from, asio::as_tuple(asio::use_awaitable));
-            if (!socket.is_open()) co_return;
-            send_ec = ec2;
-            (void)sent;
-        }
-        if (send_ec)
-            COSERVE_LOG(Severity::debug, inst.config.name, log::format_endpoint(from)) << "send: " << send_ec.message();
-        else
-            ++inst.counters.datagrams_out;
     }
 }
 

@@ -156,6 +156,7 @@ struct InstanceOptions {
     Rate connect_rate;            // new TCP connections per source (off by default)
     Rate udp_rate{100, 200};      // datagrams per source
     std::size_t udp_max_reply = 0;  // cap on a UDP reply's size (0: the datagram limit)
+    int udp_batch = 16;           // datagrams taken per recvmmsg/sent per sendmmsg
 };
 
 struct InstanceConfig {

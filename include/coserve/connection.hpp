@@ -24,9 +24,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -84,7 +84,7 @@ public:
     template <class ConstBufferSequence>
     boost::asio::awaitable<void> write(const ConstBufferSequence& buffers) {
         auto [ec, n] = co_await boost::asio::async_write(
-            socket_, buffers, boost::asio::as_tuple(boost::asio::use_awaitable));
+            socket_, buffers, boost::asio::as_tuple(boost::asio::deferred));
         bytes_out_ += n;
         touch();
         if (ec) throw boost::system::system_error(ec, "write");
