@@ -15,6 +15,7 @@
 // member's own mutex guards its queue. Order: hub, then member. With one
 // event-loop thread neither is ever contended.
 #include "protocols.hpp"
+#include "redis_link.hpp"
 
 #include <coserve/connection.hpp>
 #include <coserve/lines.hpp>
@@ -29,6 +30,7 @@
 
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -36,6 +38,7 @@
 #include <cerrno>
 #include <map>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -151,7 +154,7 @@ struct Room;
 
 // Shared by a client's reader and writer coroutines (hence shared_ptr).
 struct Member : std::enable_shared_from_this<Member> {
-    Member(asio::any_io_executor ex, std::size_t max_queue) : executor(ex), queue(max_queue), wake(ex), done(ex) {}
+    Member(asio::any_io_executor ex, std::size_t max_queue) : executor(ex), queue(max_queue), wake(ex), done(ex), answer(ex) {}
 
     asio::any_io_executor executor;
     // Guarded by the hub's mutex.
@@ -177,6 +180,10 @@ struct Member : std::enable_shared_from_this<Member> {
     asio::steady_timer wake;
     asio::steady_timer done;
     bool writer_done = false;
+    // The reader's pending question to the cluster (Chat::ask).
+    asio::steady_timer answer;
+    std::optional<detail::RedisReply> reply;
+    unsigned ask_seq = 0;
     // Rate limit (reader only).
     double tokens = 0;
     clock::time_point refill{};
@@ -194,6 +201,11 @@ struct Room {
 };
 
 struct ChatOptions {
+    std::optional<detail::RedisAddress> redis;  // backend = redis://...; none: local
+    std::string redis_password;
+    std::string redis_prefix;
+    std::string log_name;  // the section, for the link's log lines
+    std::chrono::seconds cluster_ttl{30};  // expiry of names and membership in Redis
     std::string room;
     std::size_t history;
     std::size_t max_clients;
@@ -202,13 +214,87 @@ struct ChatOptions {
     double burst;
 };
 
+// "* N in #room: a, b, c", names in case-insensitive order.
+std::string who_text(std::string_view room, std::vector<std::string> names) {
+    std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+        auto ka = chat_key(a), kb = chat_key(b);
+        return ka != kb ? ka < kb : a < b;
+    });
+    std::string text = "* " + std::to_string(names.size()) + " in #" + std::string(room) + ": ";
+    for (std::size_t i = 0; i < names.size(); ++i) text.append(i ? ", " : "").append(names[i]);
+    return text;
+}
+
+// Rooms by chat_key: display name and members.
+using RoomCounts = std::map<std::string, std::pair<std::string, std::size_t>>;
+
+// "* N rooms: #a (2), #b (1)"
+std::string rooms_text(const RoomCounts& rooms) {
+    std::string text = "* " + std::to_string(rooms.size()) + (rooms.size() == 1 ? " room: " : " rooms: ");
+    bool first = true;
+    for (const auto& [key, room] : rooms) {
+        text.append(first ? "#" : ", #").append(room.first).append(" (").append(std::to_string(room.second)).append(")");
+        first = false;
+    }
+    return text;
+}
+
+// Redis scripts (EVAL; each runs atomically in Redis).
+// Claims or refreshes a name for this daemon: 1 if it is ours now, 0 if another has it.
+constexpr std::string_view claim_script = R"(local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1 end
+if v then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1)";
+// Releases a name if it is ours.
+constexpr std::string_view release_script = R"(if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0)";
+// Rewrites this daemon's membership hash (nick -> room) and marks the daemon
+// alive in the daemons set (scored by Redis' clock, in ms); forgets daemons
+// silent for longer than the ttl.
+constexpr std::string_view refresh_script = R"(local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]) * 1000)
+redis.call('DEL', KEYS[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1)";
+// Every live daemon's members: daemon, nick, room, daemon, nick, room, ...
+constexpr std::string_view who_script = R"(local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[2]) * 1000, '+inf')
+local out = {}
+for _, id in ipairs(ids) do
+  local h = redis.call('HGETALL', ARGV[1] .. id)
+  for i = 1, #h, 2 do out[#out + 1] = id; out[#out + 1] = h[i]; out[#out + 1] = h[i + 1] end
+end
+return out)";
+
 // ---- the hub: one per chat instance -----------------------------------------
 
 class Chat final : public Service {
 public:
-    explicit Chat(ChatOptions o) : o_(std::move(o)) {}
+    explicit Chat(ChatOptions o)
+        : o_(std::move(o)), room_channel_(o_.redis_prefix + ":room:"), user_channel_(o_.redis_prefix + ":user:"),
+          nick_prefix_(o_.redis_prefix + ":nick:"), who_prefix_(o_.redis_prefix + ":who:"),
+          history_prefix_(o_.redis_prefix + ":history:"), daemons_key_(o_.redis_prefix + ":daemons"),
+          guests_key_(o_.redis_prefix + ":guests"), ttl_(std::to_string(o_.cluster_ttl.count())) {
+        std::random_device rd;
+        char id[32];
+        std::snprintf(id, sizeof id, "%08x%08x-%d", rd(), rd(), static_cast<int>(::getpid()));
+        id_ = id;
+        who_key_ = who_prefix_ + id_;
+    }
+    ~Chat() override { stop(); }
 
     asio::awaitable<void> serve(Connection& c) override;
+    void start(const asio::any_io_executor& executor) override;
+    // After the sessions (Service::stop): the link goes, and with it, once
+    // its last handler has run, its strand and timers.
+    void stop() override {
+        if (auto link = std::move(link_)) link->stop();
+    }
 
     void metrics(MetricsWriter& w) const override {
         w.add("chat_clients", "gauge", "Chat clients connected.", static_cast<double>(clients_.load()));
@@ -220,9 +306,68 @@ public:
               static_cast<double>(slow_consumers_.load()));
         w.add("chat_rate_limited_total", "counter", "Lines dropped by the per-client rate limit.",
               static_cast<double>(rate_dropped_.load()));
+        if (!link_) return;
+        w.add("chat_cluster_up", "gauge", "1 while the Redis link is up (backend = redis://).", link_->up() ? 1 : 0);
+        w.add("chat_cluster_reconnects_total", "counter", "Reconnection attempts to Redis.",
+              static_cast<double>(link_->reconnects()));
+        w.add("chat_cluster_published_total", "counter", "Events published to the other daemons.",
+              static_cast<double>(cluster_published_.load()));
+        w.add("chat_cluster_unpublished_total", "counter",
+              "Events not published because the Redis link was down (delivered here only).",
+              static_cast<double>(cluster_unpublished_.load()));
+        w.add("chat_cluster_received_total", "counter", "Events received from the other daemons.",
+              static_cast<double>(cluster_received_.load()));
+        w.add("chat_cluster_invalid_total", "counter", "Records from Redis that were not a valid event (ignored).",
+              static_cast<double>(cluster_invalid_.load()));
     }
 
 private:
+    // ---- the cluster (backend = redis://) --------------------------------
+    // Hub mutex held: one event of `room` to the other daemons.
+    void publish(std::string_view kind, const Room& room, std::string_view nick, std::string_view text) {
+        if (!link_) return;
+        if (!link_->up()) {
+            ++cluster_unpublished_;
+            return;
+        }
+        ++cluster_published_;
+        link_->command({"PUBLISH", room_channel_ + chat_key(room.name), chat_event_record(id_, kind, room.name, nick, text)});
+    }
+    void watch_nick(std::string_view nick) {
+        if (link_) link_->subscribe(user_channel_ + chat_key(nick));
+    }
+    void unwatch_nick(std::string_view nick) {
+        if (link_) link_->unsubscribe(user_channel_ + chat_key(nick));
+    }
+    // Names and membership in Redis (fire and forget; the tick repairs).
+    void release_nick(std::string_view nick) {
+        if (link_ && link_->up()) link_->command({"EVAL", std::string(release_script), "1", nick_prefix_ + chat_key(nick), id_});
+    }
+    void who_set(std::string_view nick, std::string_view room) {
+        if (link_ && link_->up()) link_->command({"HSET", who_key_, std::string(nick), std::string(room)});
+    }
+    void who_remove(std::string_view nick) {
+        if (link_ && link_->up()) link_->command({"HDEL", who_key_, std::string(nick)});
+    }
+    void remember_cluster(const Room& room, const MessageRef& line) {
+        if (!link_ || !link_->up() || o_.history == 0) return;
+        const std::string key = history_prefix_ + chat_key(room.name);
+        link_->command({"LPUSH", key, line->text.substr(0, line->text.size() - 2)});
+        link_->command({"LTRIM", key, "0", std::to_string(o_.history - 1)});
+    }
+    asio::awaitable<std::optional<detail::RedisReply>> ask(Member& m, std::vector<std::string> argv);
+    asio::awaitable<std::optional<std::vector<std::string>>> cluster_history(Member& m, std::string_view room);
+    asio::awaitable<void> handle_cluster(const std::shared_ptr<Member>& self, std::string_view line, FlushList& flush);
+    void on_cluster_tick(detail::RedisLink& link);
+    void on_cluster_message(std::string_view channel, std::string_view payload);
+    void on_cluster_state(bool up);
+    // Every local member (hub mutex held).
+    template <class F>
+    void for_each_member_locked(F f) {
+        for (auto& [key, room] : rooms_)
+            for (auto& member : room->members) f(*member);
+    }
+
     MessageRef make(std::initializer_list<std::string_view> parts) {
         MessageRef m(pool_.acquire());
         m->text.clear();
@@ -375,14 +520,23 @@ private:
         return *it->second;
     }
 
-    void enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcome, FlushList& flush) {
+    // `history`: the room's recent lines from Redis, oldest first; null: the local ones.
+    void enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcome, FlushList& flush,
+                      const std::vector<std::string>* history = nullptr) {
         m->room = &room;
         m->index = room.members.size();
         room.members.push_back(m);
         if (welcome) tell(*m, {"* welcome to #", room.name, ", you are ", m->nick, " (type /help for commands)"}, flush);
         else tell(*m, {"* you joined #", room.name}, flush);
-        if (o_.history > 0) room.history.for_each([&](const MessageRef& line) { enqueue(*m, line, flush); });
+        if (history) {
+            for (const auto& line : *history) tell(*m, {line}, flush);
+        } else if (o_.history > 0) {
+            room.history.for_each([&](const MessageRef& line) { enqueue(*m, line, flush); });
+        }
+        if (welcome && cluster_down_) tell(*m, {cluster_down_notice}, flush);
         broadcast_locked(room, make({"* ", m->nick, " joined #", room.name}), m.get(), flush);
+        publish("join", room, m->nick, "");
+        who_set(m->nick, room.name);
     }
 
     void leave_room_locked(Member& m, std::string_view notice, FlushList& flush) {
@@ -393,7 +547,10 @@ private:
         list[m.index]->index = m.index;
         list.pop_back();
         m.room = nullptr;
-        if (!notice.empty()) broadcast_locked(*room, make({"* ", m.nick, " ", notice}), &m, flush);
+        if (!notice.empty()) {
+            broadcast_locked(*room, make({"* ", m.nick, " ", notice}), &m, flush);
+            publish("leave", *room, m.nick, notice);
+        }
         if (list.empty()) rooms_.erase(chat_key(room->name));
     }
 
@@ -404,21 +561,32 @@ private:
     }
 
     // Admits a new client: nickname, room, welcome. False when full.
-    bool join(const std::shared_ptr<Member>& m, FlushList& flush) {
+    // `guest`: a name claimed in the cluster; empty: the next local guestN.
+    bool join(const std::shared_ptr<Member>& m, FlushList& flush, const std::string& guest,
+              const std::vector<std::string>* history) {
         std::lock_guard lock(mutex_);
         if (nicks_.size() >= o_.max_clients) return false;
-        do m->nick = "guest" + std::to_string(++guest_counter_);
-        while (nicks_.contains(chat_key(m->nick)));
+        if (!guest.empty() && !nicks_.contains(chat_key(guest))) {
+            m->nick = guest;
+        } else {
+            do m->nick = "guest" + std::to_string(++guest_counter_);
+            while (nicks_.contains(chat_key(m->nick)));
+        }
         nicks_.emplace(chat_key(m->nick), m.get());
         clients_ = nicks_.size();
-        enter_locked(m, room_locked(o_.room), true, flush);
+        watch_nick(m->nick);
+        enter_locked(m, room_locked(o_.room), true, flush, history);
         return true;
     }
 
     void quit(Member& m, std::string_view notice, FlushList& flush) {
         std::lock_guard lock(mutex_);
         leave_room_locked(m, notice, flush);
-        nicks_.erase(chat_key(m.nick));
+        if (nicks_.erase(chat_key(m.nick))) {
+            unwatch_nick(m.nick);
+            release_nick(m.nick);
+            who_remove(m.nick);
+        }
         clients_ = nicks_.size();
     }
 
@@ -439,6 +607,16 @@ private:
     std::atomic<std::uint64_t> messages_{0};
     std::atomic<std::uint64_t> deliveries_{0};
     std::atomic<std::uint64_t> clients_{0};
+    // The cluster.
+    std::string id_;  // this daemon's (instance's) id in published events
+    const std::string room_channel_, user_channel_;  // "PREFIX:room:", "PREFIX:user:"
+    const std::string nick_prefix_, who_prefix_, history_prefix_, daemons_key_, guests_key_, ttl_;
+    std::string who_key_;  // PREFIX:who:ID, this daemon's members
+    std::shared_ptr<detail::RedisLink> link_;
+    bool cluster_down_ = false;  // hub mutex: members have been told the link is down
+    std::atomic<std::uint64_t> cluster_published_{0}, cluster_unpublished_{0}, cluster_received_{0},
+        cluster_invalid_{0};
+    static constexpr std::string_view cluster_down_notice = "* notice: cluster link down, messages reach this server only";
 };
 
 const char* const help_lines[] = {
@@ -483,6 +661,8 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
         ++messages_;
         broadcast_locked(*m.room, msg, &m, flush);
         remember_locked(*m.room, msg);
+        remember_cluster(*m.room, msg);
+        publish("msg", *m.room, m.nick, cmd.text);
         break;
     }
     case K::me: {
@@ -491,6 +671,8 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
         ++messages_;
         broadcast_locked(*m.room, msg, &m, flush);
         remember_locked(*m.room, msg);
+        remember_cluster(*m.room, msg);
+        publish("me", *m.room, m.nick, cmd.text);
         break;
     }
     case K::nick: {
@@ -503,20 +685,19 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
         nicks_.erase(chat_key(old));
         m.nick = cmd.arg;
         nicks_.emplace(key, &m);
+        if (chat_key(old) != key) {
+            unwatch_nick(old);
+            watch_nick(m.nick);
+        }
         tell(m, {"* you are now known as ", m.nick}, flush);
         broadcast_locked(*m.room, make({"* ", old, " is now known as ", m.nick}), &m, flush);
+        publish("nick", *m.room, m.nick, old);
         break;
     }
     case K::who: {
-        std::vector<std::string_view> names;
+        std::vector<std::string> names;
         for (auto& member : m.room->members) names.push_back(member->nick);
-        std::sort(names.begin(), names.end(), [](std::string_view a, std::string_view b) {
-            auto ka = chat_key(a), kb = chat_key(b);
-            return ka != kb ? ka < kb : a < b;
-        });
-        std::string list;
-        for (auto n : names) list.append(list.empty() ? "" : ", ").append(n);
-        tell(m, {"* ", std::to_string(names.size()), " in #", m.room->name, ": ", list}, flush);
+        tell(m, {who_text(m.room->name, std::move(names))}, flush);
         break;
     }
     case K::join: {
@@ -530,23 +711,42 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
         break;
     }
     case K::rooms: {
-        std::string list;
-        for (auto& [key, room] : rooms_)
-            list.append(list.empty() ? "" : ", ").append("#").append(room->name).append(" (")
-                .append(std::to_string(room->members.size())).append(")");
-        tell(m, {"* ", std::to_string(rooms_.size()), rooms_.size() == 1 ? " room: " : " rooms: ", list}, flush);
+        RoomCounts counts;
+        for (auto& [key, room] : rooms_) counts[key] = {room->name, room->members.size()};
+        tell(m, {rooms_text(counts)}, flush);
         break;
     }
     case K::msg: {
         if (cmd.arg.empty() || cmd.text.empty()) return tell(m, {"* error: usage: /msg NAME TEXT"}, flush);
         auto it = nicks_.find(chat_key(cmd.arg));
-        if (it == nicks_.end()) return tell(m, {"* error: no such user ", cmd.arg}, flush);
-        enqueue(*it->second, make({"<", m.nick, "> (private) ", cmd.text}), flush);
+        if (it != nicks_.end()) {
+            enqueue(*it->second, make({"<", m.nick, "> (private) ", cmd.text}), flush);
+            break;
+        }
+        if (!link_ || !link_->up()) return tell(m, {"* error: no such user ", cmd.arg}, flush);
+        // Another daemon's user, if any: each daemon subscribes to the
+        // channels of its own users, so PUBLISH counts the daemons that
+        // have this one (0: nobody has).
+        ++cluster_published_;
+        link_->command({"PUBLISH", user_channel_ + chat_key(cmd.arg), chat_event_record(id_, "priv", m.room->name, m.nick, cmd.text)},
+                       [this, weak = std::weak_ptr<Member>(self), name = std::string(cmd.arg)](const detail::RedisReply& r) {
+                           if (r.ok && r.integer > 0) return;
+                           auto member = weak.lock();
+                           if (!member) return;
+                           FlushList list;
+                           const std::string_view why = r.ok ? "* error: no such user " : "* error: could not reach user ";
+                           tell(*member, {why, name}, list);
+                           this->flush(list);
+                       });
         break;
     }
     case K::quit:
         leave_room_locked(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
-        nicks_.erase(chat_key(m.nick));
+        if (nicks_.erase(chat_key(m.nick))) {
+            unwatch_nick(m.nick);
+            release_nick(m.nick);
+            who_remove(m.nick);
+        }
         clients_ = nicks_.size();
         tell(m, {"* bye"}, flush);
         quitting = true;
@@ -560,6 +760,243 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     case K::empty:
         break;
     }
+}
+
+void Chat::start(const asio::any_io_executor& executor) {
+    if (!o_.redis) return;
+    detail::RedisLink::Options lo{*o_.redis, o_.redis_password, o_.log_name};
+    link_ = detail::RedisLink::create(
+        executor, lo, {room_channel_ + "*"},
+        [this](std::string_view channel, std::string_view payload) { on_cluster_message(channel, payload); },
+        [this](bool up) { on_cluster_state(up); });
+    link_->set_tick(std::chrono::duration_cast<std::chrono::milliseconds>(o_.cluster_ttl) / 3,
+                    [this, weak = std::weak_ptr<detail::RedisLink>(link_)] {
+                        if (auto link = weak.lock()) on_cluster_tick(*link);
+                    });
+    link_->start();
+}
+
+// Sends a command for `m`'s reader and waits for the reply, at most 5 s:
+// nullopt when the link is down or drops, or the wait ends first.
+asio::awaitable<std::optional<detail::RedisReply>> Chat::ask(Member& m, std::vector<std::string> argv) {
+    if (!link_ || !link_->up()) co_return std::nullopt;
+    const unsigned seq = ++m.ask_seq;
+    m.reply.reset();
+    m.answer.expires_after(std::chrono::seconds(5));
+    link_->command(std::move(argv), [weak = m.weak_from_this(), seq](const detail::RedisReply& r) {
+        auto self = weak.lock();
+        if (!self) return;
+        asio::post(self->executor, [self, seq, r] {
+            if (seq != self->ask_seq) return;  // the reader stopped waiting
+            self->reply = r;
+            self->answer.cancel();
+        });
+    });
+    co_await m.answer.async_wait(asio::as_tuple(asio::deferred));
+    ++m.ask_seq;
+    std::optional<detail::RedisReply> r = std::move(m.reply);
+    m.reply.reset();
+    if (r && !r->ok && r->text.empty()) co_return std::nullopt;  // no reply: the link went down
+    co_return r;
+}
+
+// The room's recent lines from Redis, oldest first; nullopt: use the local ones.
+asio::awaitable<std::optional<std::vector<std::string>>> Chat::cluster_history(Member& m, std::string_view room) {
+    if (o_.history == 0) co_return std::vector<std::string>{};
+    std::vector<std::string> argv{"LRANGE", history_prefix_ + chat_key(room), "0", std::to_string(o_.history - 1)};
+    auto r = co_await ask(m, std::move(argv));
+    if (!r || !r->ok) co_return std::nullopt;
+    std::vector<std::string> lines(r->elements.rbegin(), r->elements.rend());
+    co_return lines;
+}
+
+// /nick, /who, /rooms and /join with the cluster's names, members and history.
+asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, std::string_view view, FlushList& flush) {
+    Member& m = *self;
+    const std::string line(view);  // the reader's buffer is not ours across a co_await
+    const ChatCommand cmd = parse_chat_line(line);
+    using K = ChatCommand::Kind;
+    if (!allow(m, flush)) co_return;
+    switch (cmd.kind) {
+    case K::nick: {
+        if (!valid_chat_name(cmd.arg)) {
+            tell(m, {"* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)"}, flush);
+            co_return;
+        }
+        const std::string name(cmd.arg), key = chat_key(cmd.arg);
+        {
+            std::lock_guard lock(mutex_);
+            auto it = nicks_.find(key);
+            if (it != nicks_.end() && it->second != &m) {
+                tell(m, {"* error: nickname ", name, " is taken"}, flush);
+                co_return;
+            }
+        }
+        const bool new_key = chat_key(m.nick) != key;  // m.nick changes only on this reader
+        if (new_key) {
+            std::vector<std::string> argv{"EVAL", std::string(claim_script), "1", nick_prefix_ + key, id_, ttl_};
+            auto r = co_await ask(m, std::move(argv));
+            if (r && r->ok && r->integer != 1) {
+                tell(m, {"* error: nickname ", name, " is taken"}, flush);
+                co_return;
+            }
+            // No answer (the link is down): the name is checked on this daemon only.
+        }
+        std::lock_guard lock(mutex_);
+        auto it = nicks_.find(key);
+        if ((it != nicks_.end() && it->second != &m) || !m.room) {  // taken here meanwhile
+            if (new_key) release_nick(name);
+            tell(m, {"* error: nickname ", name, " is taken"}, flush);
+            co_return;
+        }
+        const std::string old = m.nick;
+        nicks_.erase(chat_key(old));
+        m.nick = name;
+        nicks_.emplace(key, &m);
+        if (new_key) {
+            release_nick(old);
+            unwatch_nick(old);
+            watch_nick(m.nick);
+        }
+        who_remove(old);
+        who_set(m.nick, m.room->name);
+        tell(m, {"* you are now known as ", m.nick}, flush);
+        broadcast_locked(*m.room, make({"* ", old, " is now known as ", m.nick}), &m, flush);
+        publish("nick", *m.room, m.nick, old);
+        co_return;
+    }
+    case K::who:
+    case K::rooms: {
+        std::vector<std::string> argv{"EVAL", std::string(who_script), "1", daemons_key_, who_prefix_, ttl_};
+        auto r = co_await ask(m, std::move(argv));
+        std::lock_guard lock(mutex_);
+        if (!m.room) co_return;
+        // Ours from our own state; the other daemons' from Redis.
+        std::vector<std::string> names;
+        RoomCounts counts;
+        for (auto& [key, room] : rooms_) counts[key] = {room->name, room->members.size()};
+        for (auto& member : m.room->members) names.push_back(member->nick);
+        const auto here = chat_key(m.room->name);
+        if (r && r->ok)
+            for (std::size_t i = 0; i + 2 < r->elements.size(); i += 3) {
+                const std::string& daemon = r->elements[i];
+                const std::string& nick = r->elements[i + 1];
+                const std::string& room = r->elements[i + 2];
+                if (daemon == id_) continue;
+                const auto key = chat_key(room);
+                auto& count = counts[key];
+                if (count.first.empty()) count.first = room;
+                ++count.second;
+                if (key == here) names.push_back(nick);
+            }
+        if (cmd.kind == K::who) tell(m, {who_text(m.room->name, std::move(names))}, flush);
+        else tell(m, {rooms_text(counts)}, flush);
+        co_return;
+    }
+    case K::join: {
+        std::string_view name = cmd.arg;
+        if (name.starts_with('#')) name.remove_prefix(1);
+        if (!valid_chat_name(name)) {
+            tell(m, {"* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)"}, flush);
+            co_return;
+        }
+        const std::string target(name);
+        {
+            std::lock_guard lock(mutex_);
+            if (!m.room || chat_key(target) == chat_key(m.room->name)) {
+                if (m.room) tell(m, {"* error: you are already in #", m.room->name}, flush);
+                co_return;
+            }
+        }
+        // The history first, then the room: a line said in between may be
+        // missed by the newcomer, but none is shown twice.
+        const auto history = co_await cluster_history(m, target);
+        std::lock_guard lock(mutex_);
+        if (!m.room || chat_key(target) == chat_key(m.room->name)) co_return;
+        leave_room_locked(m, "left for #" + target, flush);
+        enter_locked(self, room_locked(target), false, flush, history ? &*history : nullptr);
+        co_return;
+    }
+    default:
+        co_return;
+    }
+}
+
+// Every ttl/3 while the link is up: this daemon's names and members stay in Redis.
+void Chat::on_cluster_tick(detail::RedisLink& link) {
+    std::vector<std::string> refresh{"EVAL", std::string(refresh_script), "2", daemons_key_, who_key_, id_, ttl_};
+    std::vector<std::string> nicks;
+    {
+        std::lock_guard lock(mutex_);
+        for_each_member_locked([&](Member& member) {
+            refresh.push_back(member.nick);
+            refresh.push_back(member.room->name);
+            nicks.push_back(member.nick);
+        });
+    }
+    link.command(std::move(refresh));
+    for (auto& nick : nicks)
+        link.command({"EVAL", std::string(claim_script), "1", nick_prefix_ + chat_key(nick), id_, ttl_},
+                       [log_name = o_.log_name, nick](const detail::RedisReply& r) {
+                           if (r.ok && r.integer == 0)
+                               COSERVE_LOG(Severity::warning, log_name, "")
+                                   << "nickname " << nick << " is also in use on another daemon (given out while the cluster link was down)";
+                       });
+}
+
+// An event from another daemon (on the link's strand).
+void Chat::on_cluster_message(std::string_view channel, std::string_view payload) {
+    const auto e = parse_chat_event(payload);
+    if (!e) {
+        ++cluster_invalid_;
+        return;
+    }
+    if (e->daemon == id_) return;  // ours: delivered here already
+    ++cluster_received_;
+    FlushList list;
+    {
+        std::lock_guard lock(mutex_);
+        if (channel.starts_with(user_channel_)) {
+            auto it = nicks_.find(std::string(channel.substr(user_channel_.size())));
+            if (e->kind == "priv" && it != nicks_.end())
+                enqueue(*it->second, make({"<", e->nick, "> (private) ", e->text}), list);
+        } else {
+            auto it = rooms_.find(chat_key(e->room));
+            if (it == rooms_.end()) return;  // nobody here is in that room
+            Room& room = *it->second;
+            MessageRef m;
+            if (e->kind == "msg") m = make({"<", e->nick, "> ", e->text});
+            else if (e->kind == "me") m = make({"* ", e->nick, " ", e->text});
+            else if (e->kind == "join") m = make({"* ", e->nick, " joined #", room.name});
+            else if (e->kind == "leave") m = make({"* ", e->nick, " ", e->text});
+            else if (e->kind == "nick") m = make({"* ", e->text, " is now known as ", e->nick});
+            else return;
+            broadcast_locked(room, m, nullptr, list);
+            if (e->kind == "msg" || e->kind == "me") remember_locked(room, m);
+        }
+    }
+    flush(list);
+}
+
+// The link went down (once per outage) or came up (on the link's strand).
+void Chat::on_cluster_state(bool up) {
+    FlushList list;
+    {
+        std::lock_guard lock(mutex_);
+        if (up == !cluster_down_) return;
+        cluster_down_ = !up;
+        const std::string_view notice = up ? std::string_view("* notice: cluster link restored") : cluster_down_notice;
+        const MessageRef m = make({notice});
+        for_each_member_locked([&](Member& member) { enqueue(member, m, list); });
+    }
+    flush(list);
+}
+
+// The commands that ask the cluster when there is one.
+bool needs_cluster(std::string_view line) {
+    using K = ChatCommand::Kind;
+    const auto kind = parse_chat_line(line).kind;
+    return kind == K::nick || kind == K::who || kind == K::rooms || kind == K::join;
 }
 
 asio::awaitable<void> Chat::writer(Connection& c, std::shared_ptr<Member> m) {
@@ -596,7 +1033,25 @@ asio::awaitable<void> Chat::serve(Connection& c) {
     m->tokens = o_.burst;
     m->refill = clock::now();
     FlushList pending;
-    if (!join(m, pending)) {
+    // In a cluster: a guest number no daemon has given out, and the room's
+    // history from Redis. Without the link: local ones.
+    std::string guest;
+    std::optional<std::vector<std::string>> history;
+    if (link_ && link_->up()) {
+        for (int attempt = 0; attempt < 5 && guest.empty(); ++attempt) {
+            std::vector<std::string> incr{"INCR", guests_key_};
+            auto n = co_await ask(*m, std::move(incr));
+            if (!n || !n->ok) break;
+            const std::string name = "guest" + std::to_string(n->integer);
+            std::vector<std::string> argv{"EVAL", std::string(claim_script), "1", nick_prefix_ + chat_key(name), id_, ttl_};
+            auto claim = co_await ask(*m, std::move(argv));
+            if (!claim || !claim->ok) break;
+            if (claim->integer == 1) guest = name;
+        }
+        history = co_await cluster_history(*m, o_.room);
+    }
+    if (!join(m, pending, guest, history ? &*history : nullptr)) {
+        if (!guest.empty()) release_nick(guest);
         {
             std::lock_guard lock(m->mutex);
             m->fd = -1;
@@ -634,8 +1089,14 @@ asio::awaitable<void> Chat::serve(Connection& c) {
             }
             Line line = co_await lines.next();
             if (line.kind == Line::Kind::end || m->dead) break;
-            if (line.kind == Line::Kind::too_long) tell(*m, {too_long}, pending);
-            else handle(m, line.text, quitting, pending);
+            if (line.kind == Line::Kind::too_long) {
+                tell(*m, {too_long}, pending);
+            } else if (link_ && link_->up() && needs_cluster(line.text)) {
+                co_await flush_sliced(pending);
+                co_await handle_cluster(m, line.text, pending);
+            } else {
+                handle(m, line.text, quitting, pending);
+            }
         }
     } catch (...) {
         failure = std::current_exception();
@@ -698,6 +1159,18 @@ extern const ServiceType chat_service{
     "chat",
     [](Section& s, const InstanceOptions&) -> std::unique_ptr<Service> {
         ChatOptions o;
+        const std::string backend = s.string("backend", "local");
+        if (backend != "local") {
+            o.redis = detail::parse_redis_url(backend);
+            if (!o.redis) s.fail("backend", "expected local or redis://HOST:PORT[/DB] with a numeric HOST (no name is resolved)");
+        }
+        o.redis_password = s.secret("redis_password");
+        o.redis_prefix = s.string("redis_prefix", "coserve");
+        o.cluster_ttl = std::chrono::duration_cast<std::chrono::seconds>(
+            s.duration("cluster_ttl", std::chrono::seconds(30), std::chrono::seconds(3), std::chrono::hours(24)));
+        if (o.redis_prefix.empty() || o.redis_prefix.size() > 64 ||
+            o.redis_prefix.find_first_of(" \t\r\n*?[]") != std::string::npos)
+            s.fail("redis_prefix", "expected 1-64 characters without blanks or * ? [ ]");
         o.room = s.string("room", "lobby");
         if (!valid_chat_name(o.room)) s.fail("room", "expected 1-32 of A-Z a-z 0-9 _ -");
         o.history = static_cast<std::size_t>(s.integer("history", 20, 0, 10'000));
@@ -709,6 +1182,7 @@ extern const ServiceType chat_service{
         const Rate rate = s.rate("rate", "20/s", "burst", 40);
         o.rate = rate.per_second;
         o.burst = rate.burst;
+        o.log_name = s.name();
         return std::make_unique<Chat>(std::move(o));
     },
     true, false, 4096};

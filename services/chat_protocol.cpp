@@ -74,4 +74,30 @@ ChatCommand parse_chat_line(std::string_view line) {
     return {K::unknown, word, {}};
 }
 
+std::string chat_event_record(std::string_view daemon, std::string_view kind, std::string_view room,
+                              std::string_view nick, std::string_view text) {
+    std::string r;
+    r.reserve(8 + daemon.size() + kind.size() + room.size() + nick.size() + text.size());
+    r.append("1 ").append(daemon).append(" ").append(kind).append(" ").append(room).append(" ").append(nick).append(" ").append(text);
+    return r;
+}
+
+std::optional<ChatEvent> parse_chat_event(std::string_view record) {
+    std::string_view field[5];
+    for (auto& f : field) {
+        const auto space = record.find(' ');
+        if (space == std::string_view::npos) return std::nullopt;
+        f = record.substr(0, space);
+        record.remove_prefix(space + 1);
+    }
+    ChatEvent e{field[1], field[2], field[3], field[4], record};
+    static constexpr std::string_view kinds[] = {"msg", "me", "join", "leave", "nick", "priv"};
+    if (field[0] != "1" || e.daemon.empty() || e.daemon.size() > 64) return std::nullopt;
+    if (std::find(std::begin(kinds), std::end(kinds), e.kind) == std::end(kinds)) return std::nullopt;
+    if (!valid_chat_name(e.room) || !valid_chat_name(e.nick)) return std::nullopt;
+    if (e.text.find_first_of("\r\n") != std::string_view::npos) return std::nullopt;
+    if (e.kind == "nick" && !valid_chat_name(e.text)) return std::nullopt;
+    return e;
+}
+
 }  // namespace coserve::services

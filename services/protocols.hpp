@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
 
 namespace coserve::services {
@@ -57,6 +58,19 @@ ChatCommand parse_chat_line(std::string_view line);
 bool valid_chat_name(std::string_view name);
 // The case-insensitive key of a nickname or room name.
 std::string chat_key(std::string_view name);
+
+// chat over Redis: one room event as published to the other daemons,
+// "1 DAEMON KIND ROOM NICK TEXT" (version 1; TEXT may be empty, the space
+// before it is always there). KIND: msg, me, join, leave (TEXT: the notice,
+// e.g. "left for #x"), nick (NICK: the new name, TEXT: the old) or priv (a
+// private message to the user of the channel it came on).
+struct ChatEvent {
+    std::string_view daemon, kind, room, nick, text;
+};
+std::string chat_event_record(std::string_view daemon, std::string_view kind, std::string_view room,
+                              std::string_view nick, std::string_view text);
+// nullopt for another version, an unknown kind, invalid names or a CR/LF.
+std::optional<ChatEvent> parse_chat_event(std::string_view record);
 
 }  // namespace coserve::services
 

@@ -308,6 +308,12 @@ std::string Section::string(std::string_view key, std::string_view def) {
     return value;
 }
 
+std::string Section::secret(std::string_view key) {
+    std::string value = text(key, "");
+    record(key, value.empty() ? quote_text("") : std::string("(set, not shown)"));
+    return value;
+}
+
 std::string Section::choice(std::string_view key, std::string_view def, std::initializer_list<std::string_view> allowed) {
     std::string value(def);
     if (auto v = find(key)) {

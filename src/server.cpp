@@ -85,6 +85,7 @@ struct Server::Impl {
             for (auto& u : inst->udp_sockets) u.close(ignored);
             if (inst->sweep_timer) inst->sweep_timer->cancel();
             inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at destruction", true);
+            if (inst->config.service) inst->config.service->stop();  // a no-op after a drained shutdown
         }
         if (started && !ioc->stopped()) {
             ioc->restart();
@@ -336,16 +337,22 @@ asio::awaitable<void> Server::Impl::drain() {
         timer.expires_after(20ms);
         co_await timer.async_wait(asio::deferred);
     }
-    if (open_sessions() == 0) co_return;
-    COSERVE_LOG(Severity::info, "", "") << "grace period over: closing " << open_sessions() << " connection(s)";
+    if (open_sessions() > 0) {
+        COSERVE_LOG(Severity::info, "", "") << "grace period over: closing " << open_sessions() << " connection(s)";
+        for (auto* list : {&instances, &retired})
+            for (auto& inst : *list)
+                inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
+        const auto hard_end = std::chrono::steady_clock::now() + 2s;
+        while (open_sessions() > 0 && std::chrono::steady_clock::now() < hard_end) {
+            timer.expires_after(10ms);
+            co_await timer.async_wait(asio::deferred);
+        }
+    }
+    // The services' own I/O (chat's Redis link) ends after their sessions,
+    // which may still use it while they finish.
     for (auto* list : {&instances, &retired})
         for (auto& inst : *list)
-            inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
-    const auto hard_end = std::chrono::steady_clock::now() + 2s;
-    while (open_sessions() > 0 && std::chrono::steady_clock::now() < hard_end) {
-        timer.expires_after(10ms);
-        co_await timer.async_wait(asio::deferred);
-    }
+            if (inst->config.service) inst->config.service->stop();
     if (open_sessions() > 0) {
         COSERVE_LOG(Severity::error, "", "") << open_sessions() << " connection(s) did not end when cancelled; stopping";
         ioc->stop();
@@ -371,6 +378,7 @@ void Server::start() {
     impl_->work.emplace(impl_->ioc->get_executor());
     for (auto& inst : impl_->instances) {
         impl_->announce(*inst);
+        inst->config.service->start(impl_->ioc->get_executor());
         detail::start_tcp(*inst);
         detail::start_udp(*inst);
     }
@@ -502,6 +510,7 @@ void Server::Impl::reload(Config next) {
         }
         auto inst = assemble(*wanted[w], pool);
         announce(*inst);
+        inst->config.service->start(ioc->get_executor());
         detail::start_tcp(*inst);
         detail::start_udp(*inst);
         next_instances.push_back(std::move(inst));

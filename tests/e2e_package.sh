@@ -18,7 +18,7 @@ check "cpack -G DEB builds the package" 0 "$rc"
 deb=$(ls "$work"/pkg/coserved_*_amd64.deb 2>/dev/null | head -1)
 check "one .deb" yes "$([[ -f $deb ]] && echo yes || echo no)"
 info=$(dpkg-deb -I "$deb")
-check "Depends names the runtime libraries" 1 "$(grep -c '^ Depends: libboost-program-options1.81.0, libboost-log1.81.0, libicu72, libssl3, libsystemd0$' <<<"$info")"
+check "Depends names the runtime libraries" 1 "$(grep -c '^ Depends: libboost-program-options1.81.0, libboost-log1.81.0, libicu72, libssl3, libsystemd0, libhiredis0.14$' <<<"$info")"
 check "the config is a conffile" /etc/coserve/coserved.ini "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)"
 check "postinst enables the unit where systemd runs" 1 "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -c 'systemctl enable coserved.service')"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')

@@ -364,3 +364,96 @@ std::string random_bytes(std::size_t n, unsigned seed) {
 }
 
 }  // namespace testing
+
+namespace testing {
+
+ChildProcess::ChildProcess(std::vector<std::string> argv) {
+    char tmpl[] = "/tmp/coserve-child-XXXXXX";
+    const int log_fd = mkstemp(tmpl);
+    if (log_fd < 0) fail("mkstemp");
+    log_ = tmpl;
+    pid_ = fork();
+    if (pid_ < 0) fail("fork");
+    if (pid_ == 0) {
+        dup2(log_fd, 1);
+        dup2(log_fd, 2);
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        _exit(127);
+    }
+    ::close(log_fd);
+}
+
+ChildProcess::~ChildProcess() {
+    stop();
+    std::filesystem::remove(log_);
+}
+
+void ChildProcess::stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    bool reaped = false;
+    for (int i = 0; i < 500 && !reaped; ++i) {
+        reaped = waitpid(pid_, &status, WNOHANG) == pid_;
+        if (!reaped) std::this_thread::sleep_for(10ms);
+    }
+    if (!reaped) {
+        ::kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+}
+
+std::string ChildProcess::output() const {
+    std::ifstream in(log_);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+unsigned short free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        fail("free_port");
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+bool wait_for_port(unsigned short port, std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(port);
+        const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (ok) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
+RedisServer::RedisServer(std::vector<std::string> extra_args) : port_(free_port()), extra_(std::move(extra_args)) {
+    restart();
+}
+
+void RedisServer::restart() {
+    process_.reset();
+    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    process_ = std::make_unique<ChildProcess>(std::move(argv));
+    if (!wait_for_port(port_)) throw std::runtime_error("redis-server did not start: " + process_->output());
+}
+
+}  // namespace testing

@@ -90,6 +90,7 @@ private:
 class UdpClient {
 public:
     explicit UdpClient(const boost::asio::ip::udp::endpoint& to);
+    UdpClient(const UdpClient&) = delete;
     // Sends from a given local address and port (port 0: any).
     UdpClient(const boost::asio::ip::udp::endpoint& to, const boost::asio::ip::udp::endpoint& from);
     ~UdpClient();
@@ -120,6 +121,45 @@ public:
 private:
     std::string dir_;
     int pid_ = -1;
+};
+
+// A real program (redis-server, haproxy) as a child process: started with
+// argv, stopped by its PID with SIGTERM (SIGKILL after 5 s) by stop() or on
+// destruction. Its output goes to a file (output()).
+class ChildProcess {
+public:
+    explicit ChildProcess(std::vector<std::string> argv);
+    ~ChildProcess();
+    ChildProcess(const ChildProcess&) = delete;
+    void stop();
+    int pid() const { return pid_; }
+    std::string output() const;
+
+private:
+    std::string log_;
+    int pid_ = -1;
+};
+
+// A port on 127.0.0.1 that was free a moment ago (for programs that cannot
+// report the port the OS chose, such as redis-server and haproxy).
+unsigned short free_port();
+// True once 127.0.0.1:port accepts connections (false after `timeout`).
+bool wait_for_port(unsigned short port, std::chrono::milliseconds timeout = 10s);
+
+// redis-server on 127.0.0.1 and a free port, no persistence; restart() brings
+// it back on the same port.
+class RedisServer {
+public:
+    explicit RedisServer(std::vector<std::string> extra_args = {});
+    void stop() { process_.reset(); }
+    void restart();
+    unsigned short port() const { return port_; }
+    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+private:
+    unsigned short port_;
+    std::vector<std::string> extra_;
+    std::unique_ptr<ChildProcess> process_;
 };
 
 std::string random_bytes(std::size_t n, unsigned seed);

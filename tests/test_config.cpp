@@ -144,6 +144,8 @@ TEST_CASE("each bad configuration gives one line naming file and section and key
           "bad.ini: [echo] max_connections: expected an integer from 1 to 10000000, got \"0\"");
     CHECK(config_error("[echo]\nmax_connections = lots\n") ==
           "bad.ini: [echo] max_connections: expected an integer from 1 to 10000000, got \"lots\"");
+    CHECK(config_error("[echo]\nudp = 127.0.0.1:0\nudp_batch = 0\n") ==
+          "bad.ini: [echo] udp_batch: expected an integer from 1 to 256, got \"0\"");
     CHECK(config_error("[server]\nthreads = 1000\n") ==
           "bad.ini: [server] threads: expected an integer from 1 to 256, got \"1000\"");
     CHECK(config_error("[server]\nlog_level = loud\n") ==

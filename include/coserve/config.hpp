@@ -84,6 +84,8 @@ public:
                       Duration max = std::chrono::hours(24 * 365));
     bool boolean(std::string_view key, bool def);
     std::string string(std::string_view key, std::string_view def);
+    // A password: --check-config shows only whether it is set.
+    std::string secret(std::string_view key);
     std::string choice(std::string_view key, std::string_view def, std::initializer_list<std::string_view> allowed);
     std::vector<Endpoint> endpoints(std::string_view key);  // absent = empty list
     // CIDR lists ("allow = 10.0.0.0/8, ::1"); absent = empty.

@@ -17,6 +17,7 @@
 
 #include <coserve/config.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/udp.hpp>
 
@@ -59,6 +60,17 @@ public:
 
     // The service's own counters for /metrics (none by default).
     virtual void metrics(MetricsWriter&) const {}
+
+    // Called once, on the event loop, when the instance starts serving and
+    // before its first connection: a service with I/O of its own (chat's
+    // Redis link) starts it on `executor`. Nothing by default.
+    virtual void start(const boost::asio::any_io_executor& executor) { (void)executor; }
+    // Called at shutdown, after the sessions have ended (or were given up
+    // on), and again before the server is destroyed: the service ends its
+    // own I/O within a second or so, so that the loop can finish, and lets go
+    // of every I/O object it started (none may outlive the io_context).
+    // Must be idempotent. Nothing by default.
+    virtual void stop() {}
 };
 
 struct ServiceType {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End to end: scripts/cluster (redis-server, two coserved, haproxy in front,
+# all on loopback) and two real nc sessions through haproxy that land on
+# different daemons and chat. Usage: e2e_cluster.sh PATH/TO/coserved
+set -uo pipefail
+coserved=${1:?usage: e2e_cluster.sh coserved}
+top=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+source "$(dirname "$0")/e2e_lib.sh"
+pids=()
+cleanup() {
+  exec 3>&- 4>&- 2>/dev/null
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+wait_for() {  # FILE PATTERN
+  for _ in $(seq 300); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "timed out waiting for '$2' in $1:"; cat "$1"; return 1
+}
+
+COSERVED=$coserved "$top/scripts/cluster" --ports 0,0 --seconds 120 --dir "$work/cluster" >"$work/cluster.out" 2>&1 &
+cluster=$!
+pids+=("$cluster")
+wait_for "$work/cluster.out" "cluster: ready" || exit 1
+chat=$(sed -n 's/.*ready chat=\([0-9]*\).*/\1/p' "$work/cluster.out")
+read -r ma mb < <(sed -n 's/.*a chat [0-9]* metrics \([0-9]*\), b chat [0-9]* metrics \([0-9]*\);.*/\1 \2/p' "$work/cluster.out")
+
+mkfifo "$work/in1" "$work/in2"
+nc 127.0.0.1 "$chat" <"$work/in1" >"$work/out1" & pids+=($!)
+exec 3>"$work/in1"
+wait_for "$work/out1" "welcome to #lobby" || exit 1
+nc 127.0.0.1 "$chat" <"$work/in2" >"$work/out2" & pids+=($!)
+exec 4>"$work/in2"
+wait_for "$work/out2" "welcome to #lobby" || exit 1
+printf '/nick ann\r\n' >&3
+printf '/nick bob\r\n' >&4
+wait_for "$work/out1" "you are now known as ann" || exit 1
+wait_for "$work/out2" "you are now known as bob" || exit 1
+clients() { curl -s "http://127.0.0.1:$1/metrics" | sed -n 's/^coserve_chat_clients{[^}]*} //p'; }
+check "haproxy put one client on daemon a" "1" "$(clients "$ma")"
+check "haproxy put one client on daemon b" "1" "$(clients "$mb")"
+
+printf 'hello from ann\r\n' >&3
+wait_for "$work/out2" "<ann> hello from ann"
+check "bob (daemon b) hears ann (daemon a)" "<ann> hello from ann" "$(grep -a -o '<ann> hello from ann' "$work/out2" | head -1)"
+printf 'hi ann\r\n' >&4
+wait_for "$work/out1" "<bob> hi ann"
+check "ann hears bob" "<bob> hi ann" "$(grep -a -o '<bob> hi ann' "$work/out1" | head -1)"
+printf '/who\r\n' >&3
+wait_for "$work/out1" "in #lobby:"
+check "/who lists both daemons' members" "* 2 in #lobby: ann, bob" "$(grep -a -o '\* 2 in #lobby: ann, bob' "$work/out1" | head -1)"
+check "ann's line reached bob once" "1" "$(grep -a -c '<ann> hello from ann' "$work/out2")"
+
+kill -TERM "$cluster"
+wait "$cluster"
+check "scripts/cluster stops what it started" "cluster: stopped" "$(tail -1 "$work/cluster.out")"
+finish e2e_cluster

@@ -1,0 +1,334 @@
+// chat across daemons through a real redis-server (backend = redis://).
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <random>
+
+using namespace testing;
+
+namespace {
+
+std::string unique_prefix() {
+    std::random_device rd;
+    return "test" + std::to_string(rd());
+}
+
+std::string chat_ini(const RedisServer& redis, const std::string& prefix) {
+    return "[metrics]\nhttp = 127.0.0.1:0\n"
+           "[chat]\ntcp = 127.0.0.1:0\nmax_per_source = 0\nrate = 0\nbackend = " +
+           redis.url() + "\nredis_prefix = " + prefix + "\n";
+}
+
+double cluster_up(RunningServer& rs) {
+    return metric_value(scrape_metrics(rs), "coserve_chat_cluster_up{instance=\"chat\",service=\"chat\"}");
+}
+
+bool wait_cluster(RunningServer& rs, double want, std::chrono::milliseconds limit = 15s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (cluster_up(rs) == want) return true;
+        std::this_thread::sleep_for(50ms);
+    }
+    return false;
+}
+
+// Joins, reads the welcome, takes `nick`.
+std::unique_ptr<LineClient> member(RunningServer& rs, const std::string& nick) {
+    auto c = std::make_unique<LineClient>(rs.tcp("chat"));
+    REQUIRE(c->line().starts_with("* welcome to #lobby, you are "));
+    c->send_line("/nick " + nick);
+    REQUIRE(c->line() == "* you are now known as " + nick);
+    return c;
+}
+
+// The next line that is not a join/nick notice about someone else.
+std::string next_said(LineClient& c) {
+    for (;;) {
+        auto l = c.line();
+        if (l.find(" joined #") != std::string::npos ||
+            (l.find(" is now known as ") != std::string::npos && !l.starts_with("* you are")))
+            continue;
+        return l;
+    }
+}
+
+// Reads and drops lines until none comes for 300 ms.
+void drain(LineClient& c) {
+    try {
+        for (;;) c.line(300ms);
+    } catch (const std::runtime_error&) {
+    }
+}
+
+// One redis-server and two daemons in its cluster, both linked.
+struct TwoDaemons {
+    explicit TwoDaemons(std::vector<std::string> redis_args = {}, const std::string& extra_ini = "")
+        : redis(std::move(redis_args)), prefix(unique_prefix()), a(chat_ini(redis, prefix) + extra_ini),
+          b(chat_ini(redis, prefix) + extra_ini) {
+        REQUIRE(wait_cluster(a, 1));
+        REQUIRE(wait_cluster(b, 1));
+    }
+    RedisServer redis;
+    std::string prefix;
+    RunningServer a, b;
+};
+
+}  // namespace
+
+TEST_CASE("cluster: two daemons and one redis: a room spans both in per-sender order") {
+    TwoDaemons cluster;
+    auto& [redis, prefix, a, b] = cluster;
+
+    auto alice = member(a, "alice");
+    auto bob = member(b, "bob");
+    // bob's join and nick change reach alice from the other daemon.
+    CHECK(alice->line().ends_with(" joined #lobby"));
+    CHECK(alice->line().ends_with(" is now known as bob"));
+
+    for (int i = 0; i < 200; ++i) alice->send_line("from a " + std::to_string(i));
+    for (int i = 0; i < 200; ++i) REQUIRE(next_said(*bob) == "<alice> from a " + std::to_string(i));
+    bob->send_line("/me waves");
+    CHECK(next_said(*alice) == "* bob waves");
+    bob->send_line("hello from b");
+    CHECK(next_said(*alice) == "<bob> hello from b");
+    // Nothing comes back twice: alice does not hear her own lines, and bob
+    // heard each of alice's exactly once (the next thing he hears is new).
+    alice->send_line("last");
+    CHECK(next_said(*bob) == "<alice> last");
+    CHECK(alice->quiet_for(300ms));
+    CHECK(bob->quiet_for(300ms));
+
+    // Rooms: only members of the same room hear each other across daemons.
+    bob->send_line("/join side");
+    CHECK(bob->line() == "* you joined #side");
+    CHECK(alice->line() == "* bob left for #side");
+    alice->send_line("not for bob");
+    CHECK(bob->quiet_for(300ms));
+    alice->send_line("/join side");
+    CHECK(alice->line() == "* you joined #side");
+    CHECK(bob->line() == "* alice joined #side");
+
+    bob->send_line("/quit gone");
+    CHECK(alice->line() == "* bob left (gone)");
+}
+
+TEST_CASE("cluster: a private message crosses daemons and an unknown user is refused") {
+    TwoDaemons cluster;
+    auto& [redis, prefix, a, b] = cluster;
+    auto alice = member(a, "alice");
+    auto bob = member(b, "bob");
+    auto carol = member(b, "carol");
+    alice->send_line("/msg BOB psst");
+    CHECK(next_said(*bob) == "<alice> (private) psst");
+    CHECK(carol->quiet_for(300ms));
+    alice->send_line("/msg nobody hello?");
+    CHECK(next_said(*alice) == "* error: no such user nobody");
+    // After bob renames himself, his old name is nobody's.
+    bob->send_line("/nick robert");
+    CHECK(bob->line() == "* you are now known as robert");
+    // Daemon b gives up bob's channel as it renames him; a message that
+    // crosses the rename on its way is lost, so ask until the rename has
+    // reached redis (a few tries at most).
+    bool refused = false;
+    for (int attempt = 0; attempt < 20 && !refused; ++attempt) {
+        alice->send_line("/msg bob still there?");
+        try {
+            refused = alice->line(300ms) == "* error: no such user bob";
+        } catch (const std::runtime_error&) {
+        }
+    }
+    CHECK(refused);
+    CHECK(bob->quiet_for(300ms));  // robert did not get what was meant for bob
+    alice->send_line("/msg robert there you are");
+    CHECK(next_said(*bob) == "<alice> (private) there you are");
+}
+
+TEST_CASE("cluster: redis down mid-conversation: local chat goes on with notices and then resumes without duplicates") {
+    TwoDaemons cluster;
+    auto& [redis, prefix, a, b] = cluster;
+    auto alice = member(a, "alice");
+    auto anne = member(a, "anne");
+    auto bob = member(b, "bob");
+    drain(*anne);  // bob's join and nick notices
+    alice->send_line("before");
+    CHECK(next_said(*bob) == "<alice> before");
+    CHECK(next_said(*anne) == "<alice> before");
+
+    redis.stop();
+    CHECK(next_said(*alice) == "* notice: cluster link down, messages reach this server only");
+    CHECK(next_said(*anne) == "* notice: cluster link down, messages reach this server only");
+    CHECK(next_said(*bob) == "* notice: cluster link down, messages reach this server only");
+    REQUIRE(wait_cluster(a, 0));
+    alice->send_line("during");
+    CHECK(next_said(*anne) == "<alice> during");  // the same daemon still delivers
+    CHECK(bob->quiet_for(500ms));                  // the other cannot hear it
+    // The outage is logged once, not per retry: nobody hears a second notice.
+    CHECK(alice->quiet_for(1500ms));
+
+    redis.restart();
+    CHECK(next_said(*alice) == "* notice: cluster link restored");
+    CHECK(next_said(*anne) == "* notice: cluster link restored");
+    CHECK(next_said(*bob) == "* notice: cluster link restored");
+    REQUIRE(wait_cluster(a, 1));
+    REQUIRE(wait_cluster(b, 1));
+    alice->send_line("after");
+    CHECK(next_said(*bob) == "<alice> after");
+    CHECK(next_said(*anne) == "<alice> after");
+    bob->send_line("back");
+    CHECK(next_said(*alice) == "<bob> back");
+    CHECK(next_said(*anne) == "<bob> back");
+    CHECK(bob->quiet_for(300ms));
+    CHECK(alice->quiet_for(300ms));
+    const auto text = scrape_metrics(a);
+    CHECK(metric_value(text, "coserve_chat_cluster_reconnects_total{instance=\"chat\",service=\"chat\"}") >= 1);
+    CHECK(metric_value(text, "coserve_chat_cluster_unpublished_total{instance=\"chat\",service=\"chat\"}") >= 1);
+}
+
+TEST_CASE("cluster: a daemon started while redis is down serves locally and joins the cluster when it comes") {
+    RedisServer redis;
+    const auto prefix = unique_prefix();
+    redis.stop();
+    RunningServer a(chat_ini(redis, prefix));
+    std::vector<std::unique_ptr<LineClient>> here;
+    for (const char* nick : {"alice", "anne"}) {
+        auto c = std::make_unique<LineClient>(a.tcp("chat"));
+        REQUIRE(c->line().starts_with("* welcome to #lobby, you are "));
+        // Told at once that the cluster is not reachable.
+        CHECK(c->line() == "* notice: cluster link down, messages reach this server only");
+        c->send_line(std::string("/nick ") + nick);
+        REQUIRE(next_said(*c) == std::string("* you are now known as ") + nick);
+        here.push_back(std::move(c));
+    }
+    auto& alice = here[0];
+    auto& anne = here[1];
+    alice->send_line("local only");
+    CHECK(next_said(*anne) == "<alice> local only");
+    redis.restart();
+    REQUIRE(wait_cluster(a, 1));
+    CHECK(next_said(*alice) == "* notice: cluster link restored");
+    RunningServer b(chat_ini(redis, prefix));
+    REQUIRE(wait_cluster(b, 1));
+    auto bob = member(b, "bob");
+    alice->send_line("now everywhere");
+    CHECK(next_said(*bob) == "<alice> now everywhere");
+}
+
+TEST_CASE("cluster: redis_password: the right one joins the cluster and a wrong one is refused without harm") {
+    TwoDaemons cluster({"--requirepass", "s3cret"}, "redis_password = s3cret\n");
+    auto& [redis, prefix, a, b] = cluster;
+    auto alice = member(a, "alice");
+    auto bob = member(b, "bob");
+    alice->send_line("with a password");
+    CHECK(next_said(*bob) == "<alice> with a password");
+
+    RunningServer wrong(chat_ini(redis, prefix) + "redis_password = guess\n");
+    std::this_thread::sleep_for(1s);
+    CHECK(cluster_up(wrong) == 0);
+    auto carol = std::make_unique<LineClient>(wrong.tcp("chat"));
+    REQUIRE(carol->line().starts_with("* welcome to #lobby, you are "));
+    CHECK(carol->line() == "* notice: cluster link down, messages reach this server only");
+    CHECK(bob->quiet_for(300ms));  // carol's daemon is not in the cluster
+}
+
+TEST_CASE("cluster: --check-config does not show redis_password") {
+    int status = 0;
+    char path[] = "/tmp/coserve-pw-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const std::string ini = "[chat]\ntcp = 127.0.0.1:0\nbackend = redis://127.0.0.1:6390\nredis_password = s3cret\n";
+    REQUIRE(::write(fd, ini.data(), ini.size()) == static_cast<ssize_t>(ini.size()));
+    ::close(fd);
+    const auto out = run(std::string(COSERVED_PATH) + " --check-config --config " + path + " 2>&1", &status);
+    ::unlink(path);
+    CHECK(status == 0);
+    CHECK(out.find("redis_password = (set, not shown)") != std::string::npos);
+    CHECK(out.find("s3cret") == std::string::npos);
+}
+
+TEST_CASE("cluster: backend config errors") {
+    auto error = [](const std::string& text) {
+        try {
+            coserve::load_config_text(text, "bad.ini");
+        } catch (const coserve::ConfigError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(accepted)");
+    };
+    CHECK(error("[chat]\nbackend = redis://localhost:6379\n") ==
+          "bad.ini: [chat] backend: expected local or redis://HOST:PORT[/DB] with a numeric HOST (no name is resolved)");
+    CHECK(error("[chat]\nbackend = memcached://127.0.0.1:1\n").starts_with("bad.ini: [chat] backend: expected local"));
+    CHECK(error("[chat]\nbackend = redis://127.0.0.1:0\n").starts_with("bad.ini: [chat] backend: expected local"));
+    CHECK(error("[chat]\nbackend = redis://127.0.0.1:6379/x\n").starts_with("bad.ini: [chat] backend: expected local"));
+    CHECK(error("[chat]\nredis_prefix = a b\n") == "bad.ini: [chat] redis_prefix: expected 1-64 characters without blanks or * ? [ ]");
+    CHECK(error("[chat]\nbackend = redis://[::1]:6380/2\n") == "(accepted)");
+    CHECK(error("[chat]\nbackend = redis://127.0.0.1\n") == "(accepted)");
+}
+
+TEST_CASE("cluster: 1000 clients through haproxy over two daemons in one room get every line of every other member exactly once") {
+    RedisServer redis;
+    const auto prefix = unique_prefix();
+    const std::string ini = "[chat]\ntcp = 127.0.0.1:0\nmax_per_source = 0\nrate = 0\nmax_clients = 2000\nbackend = " +
+                            redis.url() + "\nredis_prefix = " + prefix + "\n[metrics]\nhttp = 127.0.0.1:0\n";
+    RunningServer a(ini);
+    RunningServer b(ini);
+    REQUIRE(wait_cluster(a, 1));
+    REQUIRE(wait_cluster(b, 1));
+    const unsigned short front = free_port();
+    char cfg_path[] = "/tmp/coserve-haproxy-XXXXXX";
+    const int cfg_fd = mkstemp(cfg_path);
+    REQUIRE(cfg_fd >= 0);
+    const std::string cfg = "global\n    maxconn 2500\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 5m\n"
+                            "    timeout server 5m\nfrontend chat\n    bind 127.0.0.1:" + std::to_string(front) +
+                            "\n    default_backend chat\nbackend chat\n    balance leastconn\n    server a 127.0.0.1:" +
+                            std::to_string(a.tcp("chat").port()) + "\n    server b 127.0.0.1:" +
+                            std::to_string(b.tcp("chat").port()) + "\n";
+    REQUIRE(::write(cfg_fd, cfg.data(), cfg.size()) == static_cast<ssize_t>(cfg.size()));
+    ::close(cfg_fd);
+    ChildProcess haproxy({"/usr/sbin/haproxy", "-db", "-f", cfg_path});
+    REQUIRE(wait_for_port(front));
+    const boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"), front);
+
+    constexpr int n = 1000;
+    std::vector<std::unique_ptr<LineClient>> clients;
+    for (int i = 0; i < n; ++i) {
+        clients.push_back(std::make_unique<LineClient>(ep));
+        REQUIRE(clients.back()->line(30s).starts_with("* welcome to #lobby"));
+    }
+    // Both daemons got about half (leastconn).
+    const double on_a = metric_value(scrape_metrics(a), "coserve_chat_clients{instance=\"chat\",service=\"chat\"}");
+    const double on_b = metric_value(scrape_metrics(b), "coserve_chat_clients{instance=\"chat\",service=\"chat\"}");
+    CHECK(on_a + on_b == n);
+    CHECK(on_a >= n / 4);
+    CHECK(on_b >= n / 4);
+
+    for (int i = 0; i < n; ++i) clients[static_cast<std::size_t>(i)]->send_line("line of client " + std::to_string(i));
+    std::size_t wrong = 0;
+    for (int i = 0; i < n; ++i) {
+        std::vector<int> heard(n, 0);
+        int said = 0;
+        while (said < n - 1) {
+            const auto l = clients[static_cast<std::size_t>(i)]->line(60s);
+            if (l.starts_with("*")) continue;  // join notices
+            const auto at = l.find("> line of client ");
+            REQUIRE(at != std::string::npos);
+            const int from = std::stoi(l.substr(at + 17));
+            REQUIRE(from >= 0);
+            REQUIRE(from < n);
+            ++heard[static_cast<std::size_t>(from)];
+            ++said;
+        }
+        for (int k = 0; k < n; ++k)
+            if (heard[static_cast<std::size_t>(k)] != (k == i ? 0 : 1)) ++wrong;
+    }
+    CHECK(wrong == 0);
+    // Nothing more arrives: no duplicate came late.
+    std::this_thread::sleep_for(500ms);
+    std::size_t extra = 0;
+    for (auto& c : clients)
+        if (!c->quiet_for(1ms)) ++extra;
+    CHECK(extra == 0);
+    ::unlink(cfg_path);
+}
