@@ -1,6 +1,8 @@
 // chat: every line parses to one command whose parts are pieces of the line,
 // names are valid exactly when they are 1-32 of [A-Za-z0-9_-], and their keys
-// ignore case.
+// ignore case. The same bytes as a record from Redis (another daemon's
+// event): a record that parses has valid names and no line break, and
+// writes back to the same bytes.
 #include "check.hpp"
 
 #include "protocols.hpp"
@@ -35,6 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::string upper(line);
         for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
         FUZZ_CHECK(chat_key(line) == chat_key(upper));
+    }
+    if (const auto e = parse_chat_event(line)) {
+        FUZZ_CHECK(valid_chat_name(e->room) && valid_chat_name(e->nick));
+        FUZZ_CHECK(e->text.find_first_of("\r\n") == std::string_view::npos);
+        FUZZ_CHECK(chat_event_record(e->daemon, e->kind, e->room, e->nick, e->text) == line);
     }
     return 0;
 }

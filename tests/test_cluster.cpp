@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <set>
 
 using namespace testing;
 
@@ -113,6 +114,75 @@ TEST_CASE("cluster: two daemons and one redis: a room spans both in per-sender o
 
     bob->send_line("/quit gone");
     CHECK(alice->line() == "* bob left (gone)");
+}
+
+TEST_CASE("cluster: names are unique across daemons and /who /rooms and history cover both") {
+    TwoDaemons cluster;
+    auto& [redis, prefix, a, b] = cluster;
+    // Guests are numbered by the cluster: no two daemons give out the same.
+    std::vector<std::unique_ptr<LineClient>> guests;
+    std::set<std::string> names;
+    for (int i = 0; i < 6; ++i) {
+        auto c = std::make_unique<LineClient>((i % 2 ? b : a).tcp("chat"));
+        const auto welcome = c->line();
+        REQUIRE(welcome.starts_with("* welcome to #lobby, you are guest"));
+        names.insert(welcome.substr(29, welcome.find(' ', 29) - 29));
+        guests.push_back(std::move(c));
+    }
+    CHECK(names.size() == 6);
+    guests.clear();
+
+    auto alice = member(a, "alice");
+    auto bob = member(b, "bob");
+    drain(*alice);
+    drain(*bob);
+    // A name held on the other daemon, in any case, is refused.
+    alice->send_line("/nick BOB");
+    CHECK(next_said(*alice) == "* error: nickname BOB is taken");
+    bob->send_line("/nick Alice");
+    CHECK(next_said(*bob) == "* error: nickname Alice is taken");
+    // Two clients racing for one free name on two daemons: exactly one gets it.
+    auto x = member(a, "x1");
+    auto y = member(b, "y1");
+    drain(*alice);
+    drain(*bob);
+    x->send_line("/nick winner");
+    y->send_line("/nick winner");
+    const auto rx = next_said(*x), ry = next_said(*y);
+    CHECK((rx == "* you are now known as winner") != (ry == "* you are now known as winner"));
+    CHECK((rx == "* error: nickname winner is taken") != (ry == "* error: nickname winner is taken"));
+    // A released name is free again at once.
+    auto& loser = rx == "* you are now known as winner" ? y : x;
+    auto& holder = rx == "* you are now known as winner" ? x : y;
+    holder->send_line("/quit");
+    CHECK(next_said(*holder) == "* bye");
+    CHECK(next_said(*loser) == "* winner left");
+    // The release may still be on its way to redis from the other daemon.
+    std::string reply;
+    for (int attempt = 0; attempt < 20 && reply != "* you are now known as winner"; ++attempt) {
+        loser->send_line("/nick winner");
+        reply = next_said(*loser);
+        if (reply != "* you are now known as winner") std::this_thread::sleep_for(100ms);
+    }
+    CHECK(reply == "* you are now known as winner");
+    drain(*alice);
+    drain(*bob);
+
+    alice->send_line("/who");
+    CHECK(next_said(*alice) == "* 3 in #lobby: alice, bob, winner");
+    bob->send_line("/join dev");
+    CHECK(bob->line() == "* you joined #dev");
+    CHECK(alice->line() == "* bob left for #dev");
+    bob->send_line("for the record");
+    alice->send_line("/rooms");
+    CHECK(next_said(*alice) == "* 2 rooms: #dev (1), #lobby (2)");
+    bob->send_line("/who");
+    CHECK(next_said(*bob) == "* 1 in #dev: bob");
+    // History lives in redis: alice, on the other daemon, gets #dev's on joining it.
+    alice->send_line("/join dev");
+    CHECK(alice->line() == "* you joined #dev");
+    CHECK(alice->line() == "<bob> for the record");
+    CHECK(bob->line() == "* alice joined #dev");
 }
 
 TEST_CASE("cluster: a private message crosses daemons and an unknown user is refused") {

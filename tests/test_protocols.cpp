@@ -215,3 +215,25 @@ TEST_CASE("chargen: the RFC 864 pattern") {
     // Line 94 starts with '~' and wraps to ' '.
     CHECK(period.substr(94 * 74, 3) == "~ !");
 }
+
+TEST_CASE("chat events between daemons: the record format") {
+    const auto r = chat_event_record("d1-7", "msg", "Lobby", "alice", "hello  world ");
+    CHECK(r == "1 d1-7 msg Lobby alice hello  world ");
+    const auto e = parse_chat_event(r);
+    REQUIRE(e.has_value());
+    CHECK(e->daemon == "d1-7");
+    CHECK(e->kind == "msg");
+    CHECK(e->room == "Lobby");
+    CHECK(e->nick == "alice");
+    CHECK(e->text == "hello  world ");
+    CHECK(parse_chat_event("1 d1 join lobby bob ").has_value());          // empty text
+    CHECK(parse_chat_event("1 d1 nick lobby bob alice").has_value());
+    CHECK_FALSE(parse_chat_event("1 d1 nick lobby bob not valid"));      // the old name must be a name
+    CHECK_FALSE(parse_chat_event("2 d1 msg lobby bob hi"));              // another version
+    CHECK_FALSE(parse_chat_event("1 d1 shout lobby bob hi"));            // an unknown kind
+    CHECK_FALSE(parse_chat_event("1 d1 msg lob.by bob hi"));             // invalid room
+    CHECK_FALSE(parse_chat_event("1 d1 msg lobby b@b hi"));              // invalid nick
+    CHECK_FALSE(parse_chat_event("1 d1 msg lobby bob hi\r\n* fake"));    // a line break in the text
+    CHECK_FALSE(parse_chat_event("1 d1 msg lobby bob"));                 // the space before the text is missing
+    CHECK_FALSE(parse_chat_event(""));
+}
