@@ -350,7 +350,7 @@ TEST_CASE("cluster: 1000 clients through haproxy over two daemons in one room ge
     char cfg_path[] = "/tmp/coserve-haproxy-XXXXXX";
     const int cfg_fd = mkstemp(cfg_path);
     REQUIRE(cfg_fd >= 0);
-    const std::string cfg = "global\n    maxconn 2500\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 5m\n"
+    const std::string cfg = "global\n    maxconn 2100\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 5m\n"
                             "    timeout server 5m\nfrontend chat\n    bind 127.0.0.1:" + std::to_string(front) +
                             "\n    default_backend chat\nbackend chat\n    balance leastconn\n    server a 127.0.0.1:" +
                             std::to_string(a.tcp("chat").port()) + "\n    server b 127.0.0.1:" +
