@@ -256,9 +256,13 @@ void RedisLink::stop() {
         if (self->up_ && self->cmd_ && self->cmd_->ac) {
             // What the sessions queued last (releasing their names) still goes
             // out: hiredis closes after the pending replies. A second at most.
-            redisAsyncDisconnect(self->cmd_->ac);
-            self->timer_.expires_after(std::chrono::seconds(1));
-            self->timer_.async_wait([self](boost::system::error_code) { self->close_all(); });
+            redisAsyncDisconnect(self->cmd_->ac);  // at once if nothing is pending
+            if (self->cmd_ && self->cmd_->ac) {
+                self->timer_.expires_after(std::chrono::seconds(1));
+                self->timer_.async_wait([self](boost::system::error_code) { self->close_all(); });
+            } else {
+                self->close_all();
+            }
         } else {
             self->close_all();
         }
@@ -270,6 +274,7 @@ void RedisLink::closed_after_stop() {
 }
 
 void RedisLink::connect() {
+    reconnect_scheduled_ = false;
     if (stopped_) return;
     for (auto* slot : {&sub_, &cmd_}) {
         redisAsyncContext* ac = redisAsyncConnect(options_.address.host.c_str(), options_.address.port);
@@ -329,14 +334,17 @@ void RedisLink::lost(const std::string& why) {
     up_ = false;
     ready_ = 0;
     tick_timer_.cancel();
-    const bool new_outage = !logged_down_;
-    if (new_outage) {
+    if (!logged_down_) {
         logged_down_ = true;
         COSERVE_LOG(Severity::warning, options_.log_name, "")
             << "redis " << options_.address.host << ":" << options_.address.port << ": link down (" << why
             << "); local delivery goes on, reconnecting with backoff";
+        if (on_state_) on_state_(false);
     }
     // Close both on a later turn: this may run inside a hiredis callback.
+    // Once per outage of the connections: the other may report it too.
+    if (reconnect_scheduled_) return;
+    reconnect_scheduled_ = true;
     asio::post(strand_, [self = shared_from_this()] {
         self->close_all();
         if (self->stopped_) return;
@@ -347,7 +355,6 @@ void RedisLink::lost(const std::string& why) {
             if (!ec && !self->stopped_ && !self->sub_ && !self->cmd_) self->connect();
         });
     });
-    if (new_outage && on_state_) on_state_(false);
 }
 
 void RedisLink::close_all() {

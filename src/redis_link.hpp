@@ -117,6 +117,7 @@ private:
     std::atomic<bool> stopped_{false};
     bool was_up_ = false;       // for "restored" instead of "connected" in the log
     bool logged_down_ = false;  // this outage has been logged
+    bool reconnect_scheduled_ = false;  // lost() has closed up and armed the backoff
     std::chrono::milliseconds backoff_{100};
     boost::asio::steady_timer timer_;  // the reconnect backoff; the deadline of stop()
     boost::asio::steady_timer tick_timer_;

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <random>
@@ -36,15 +37,6 @@ bool wait_cluster(RunningServer& rs, double want, std::chrono::milliseconds limi
     return false;
 }
 
-// Joins, reads the welcome, takes `nick`.
-std::unique_ptr<LineClient> member(RunningServer& rs, const std::string& nick) {
-    auto c = std::make_unique<LineClient>(rs.tcp("chat"));
-    REQUIRE(c->line().starts_with("* welcome to #lobby, you are "));
-    c->send_line("/nick " + nick);
-    REQUIRE(c->line() == "* you are now known as " + nick);
-    return c;
-}
-
 // The next line that is not a join/nick notice about someone else.
 std::string next_said(LineClient& c) {
     for (;;) {
@@ -54,6 +46,16 @@ std::string next_said(LineClient& c) {
             continue;
         return l;
     }
+}
+
+// Joins, reads the welcome, takes `nick`. Notices about others that arrive
+// meanwhile (another daemon's joins and renames) are skipped.
+std::unique_ptr<LineClient> member(RunningServer& rs, const std::string& nick) {
+    auto c = std::make_unique<LineClient>(rs.tcp("chat"));
+    REQUIRE(c->line().starts_with("* welcome to #lobby, you are "));
+    c->send_line("/nick " + nick);
+    REQUIRE(next_said(*c) == "* you are now known as " + nick);
+    return c;
 }
 
 // Reads and drops lines until none comes for 300 ms.
@@ -284,6 +286,35 @@ TEST_CASE("cluster: a daemon started while redis is down serves locally and join
     auto bob = member(b, "bob");
     alice->send_line("now everywhere");
     CHECK(next_said(*bob) == "<alice> now everywhere");
+}
+
+TEST_CASE("cluster: a daemon that dies without a goodbye leaves /who and frees its names within cluster_ttl") {
+    RedisServer redis;
+    const auto prefix = unique_prefix();
+    const std::string ini = chat_ini(redis, prefix) + "cluster_ttl = 3s\n";
+    RunningServer a(ini);
+    REQUIRE(wait_cluster(a, 1));
+    ServerProcess b(ini);  // a process of its own, to be killed
+    const std::string linked = "redis 127.0.0.1:" + std::to_string(redis.port()) + ": connected";
+    for (int i = 0; i < 400 && b.log().find(linked) == std::string::npos; ++i) std::this_thread::sleep_for(25ms);
+    REQUIRE(b.log().find(linked) != std::string::npos);
+    auto alice = member(a, "alice");
+    auto bob = std::make_unique<LineClient>(b.tcp("chat"));
+    REQUIRE(bob->line().starts_with("* welcome to #lobby, you are "));
+    bob->send_line("/nick bob");
+    REQUIRE(next_said(*bob) == "* you are now known as bob");
+    drain(*alice);
+    alice->send_line("/who");
+    CHECK(next_said(*alice) == "* 2 in #lobby: alice, bob");
+    alice->send_line("/nick bob");
+    CHECK(next_said(*alice) == "* error: nickname bob is taken");
+
+    ::kill(b.pid(), SIGKILL);  // no leave, no release: only expiry cleans up
+    std::this_thread::sleep_for(3500ms);
+    alice->send_line("/who");
+    CHECK(next_said(*alice) == "* 1 in #lobby: alice");
+    alice->send_line("/nick bob");
+    CHECK(next_said(*alice) == "* you are now known as bob");
 }
 
 TEST_CASE("cluster: redis_password: the right one joins the cluster and a wrong one is refused without harm") {
