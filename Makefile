@@ -17,8 +17,10 @@ run: build
 	./build/release/coserved --config config/coserved.ini
 
 # The suite: unit, integration and end-to-end tests on the ASan+UBSan Debug
-# build; the Release daemon (GCC's optimizer finds warnings, errors here, that
-# Debug does not) under valgrind memcheck end to end, a 60 s soak, and a
+# build; the Release library installed into a scratch prefix and used from
+# outside the tree (CMake package, pkg-config); the Release daemon (GCC's
+# optimizer finds warnings, errors here, that Debug does not) under valgrind
+# memcheck end to end, a 60 s soak, and a
 # few seconds of the benchmark suite (built and run, not judged); the
 # suite again under ThreadSanitizer with 4 event-loop threads; every fuzz
 # target for 30 s.
@@ -27,7 +29,8 @@ test: deps
 	cmake --build --preset debug
 	ctest --preset debug
 	cmake --preset release
-	cmake --build --preset release --target coserved coserve-soak coserve-bench epoll_echo
+	cmake --build --preset release --target coserved coserve_shared coserve-soak coserve-bench epoll_echo
+	tests/e2e_install.sh build/release
 	tests/e2e_valgrind.sh build/release/coserved
 	scripts/soak 60
 	scripts/bench --quick --servers c-epoll,coserved

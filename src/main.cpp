@@ -1,6 +1,7 @@
 // coserved: the daemon. Exit status: 0 after a clean stop, 1 on a runtime
 // failure (a port already in use, another instance running, privileges), 2
 // on a configuration or usage error.
+#include <coserve/version.hpp>
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
 #include <coserve/server.hpp>
@@ -16,9 +17,6 @@
 #include <iostream>
 #include <optional>
 
-#ifndef COSERVE_VERSION
-#define COSERVE_VERSION "0.0.0"
-#endif
 
 namespace po = boost::program_options;
 using coserve::Severity;
@@ -55,7 +53,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (vm.count("version")) {
-        std::cout << "coserved " COSERVE_VERSION "\n";
+        std::cout << "coserved " COSERVE_VERSION_STRING "\n";
         return 0;
     }
 
@@ -130,7 +128,7 @@ int main(int argc, char** argv) {
     }
     const long long files = coserve::raise_file_limit();
     COSERVE_LOG(Severity::info, "", "")
-        << "coserved " COSERVE_VERSION " starting with " << config.server.threads << " thread(s); config " << path
+        << "coserved " COSERVE_VERSION_STRING " starting with " << config.server.threads << " thread(s); config " << path
         << "; open file limit " << (files < 0 ? std::string("unlimited") : std::to_string(files));
     try {
         const std::string user = config.server.user, group = config.server.group;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The installed library, from outside the tree: `cmake --install --component
+# dev` into a scratch prefix, then tests/consumer built against it with
+# find_package(coserve 1) (shared and static) and with pkg-config, and run.
+# Usage: e2e_install.sh BUILD_DIR (a Release build: the installed library
+# must not need a sanitizer runtime).
+set -uo pipefail
+build=${1:?usage: e2e_install.sh BUILD_DIR}
+top=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/e2e_lib.sh"
+
+cmake --install "$build" --prefix "$work/prefix" --component dev >"$work/install.log" 2>&1
+check "cmake --install --component dev" 0 $?
+for f in include/coserve/server.hpp include/coserve/service.hpp include/coserve/version.hpp \
+         lib/libcoserve.a lib/libcoserve.so lib/cmake/coserve/coserveConfig.cmake \
+         lib/cmake/coserve/coserveConfigVersion.cmake lib/pkgconfig/coserve.pc; do
+  check "installs $f" yes "$([[ -e $work/prefix/$f ]] && echo yes || echo no)"
+done
+check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e server.hpp -e service.hpp -e version.hpp)"
+
+cp -r "$top/tests/consumer" "$work/src"
+if cmake -S "$work/src" -B "$work/bld" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
+   cmake --build "$work/bld" -j2 >>"$work/cmake.log" 2>&1; then
+  check "an outside project builds with find_package(coserve 1)" 0 0
+else
+  check "an outside project builds with find_package(coserve 1)" 0 1; cat "$work/cmake.log"
+fi
+version=$(sed -n 's/^project(coserve VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
+check "it runs against libcoserve.so" "coserve $version (headers $version): echo answered ping" \
+  "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/bld/consumer" 2>/dev/null)"
+check "and against libcoserve.a" "coserve $version (headers $version): echo answered ping" "$("$work/bld/consumer_static" 2>/dev/null)"
+check "the shared one really is shared" yes "$(ldd "$work/bld/consumer" 2>/dev/null | grep -q 'libcoserve.so' && echo yes || echo no)"
+
+# A major version it cannot satisfy is refused by the package's version file.
+sed -i 's/find_package(coserve 1 REQUIRED)/find_package(coserve 2 REQUIRED)/' "$work/src/CMakeLists.txt"
+cmake -S "$work/src" -B "$work/bld2" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/cmake2.log" 2>&1
+check "find_package(coserve 2) is refused" 1 $?
+
+if PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" g++ -O1 "$top/tests/consumer/main.cpp" -o "$work/consumer_pc" \
+     $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve) >"$work/pc.log" 2>&1; then
+  check "builds with pkg-config --cflags --libs coserve" 0 0
+else
+  check "builds with pkg-config --cflags --libs coserve" 0 1; cat "$work/pc.log"
+fi
+check "and runs" "coserve $version (headers $version): echo answered ping" \
+  "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_pc" 2>/dev/null)"
+finish e2e_install
