@@ -534,9 +534,10 @@ private:
             room.history.for_each([&](const MessageRef& line) { enqueue(*m, line, flush); });
         }
         if (welcome && cluster_down_) tell(*m, {cluster_down_notice}, flush);
+        // Membership first: whoever hears the join and asks /who finds it.
+        who_set(m->nick, room.name);
         broadcast_locked(room, make({"* ", m->nick, " joined #", room.name}), m.get(), flush);
         publish("join", room, m->nick, "");
-        who_set(m->nick, room.name);
     }
 
     void leave_room_locked(Member& m, std::string_view notice, FlushList& flush) {
@@ -581,11 +582,11 @@ private:
 
     void quit(Member& m, std::string_view notice, FlushList& flush) {
         std::lock_guard lock(mutex_);
+        who_remove(m.nick);  // before the leave is heard
         leave_room_locked(m, notice, flush);
         if (nicks_.erase(chat_key(m.nick))) {
             unwatch_nick(m.nick);
             release_nick(m.nick);
-            who_remove(m.nick);
         }
         clients_ = nicks_.size();
     }
@@ -741,11 +742,11 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
         break;
     }
     case K::quit:
+        who_remove(m.nick);  // before the leave is heard
         leave_room_locked(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
         if (nicks_.erase(chat_key(m.nick))) {
             unwatch_nick(m.nick);
             release_nick(m.nick);
-            who_remove(m.nick);
         }
         clients_ = nicks_.size();
         tell(m, {"* bye"}, flush);
@@ -913,6 +914,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
         const auto history = co_await cluster_history(m, target);
         std::lock_guard lock(mutex_);
         if (!m.room || chat_key(target) == chat_key(m.room->name)) co_return;
+        who_set(m.nick, target);  // before the leave is heard
         leave_room_locked(m, "left for #" + target, flush);
         enter_locked(self, room_locked(target), false, flush, history ? &*history : nullptr);
         co_return;

@@ -20,18 +20,25 @@ for f in include/coserve/server.hpp include/coserve/service.hpp include/coserve/
 done
 check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e server.hpp -e service.hpp -e version.hpp)"
 
+# build_against_prefix NAME SOURCE BUILD: configures and builds an outside
+# project against the scratch prefix, and records whether that worked.
+build_against_prefix() {
+  if cmake -S "$2" -B "$3" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >"$3.log" 2>&1 &&
+     cmake --build "$3" -j2 >>"$3.log" 2>&1; then
+    check "$1" 0 0
+  else
+    check "$1" 0 1; cat "$3.log"
+  fi
+}
+
 cp -r "$top/tests/consumer" "$work/src"
-if cmake -S "$work/src" -B "$work/bld" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 &&
-   cmake --build "$work/bld" -j2 >>"$work/cmake.log" 2>&1; then
-  check "an outside project builds with find_package(coserve 1)" 0 0
-else
-  check "an outside project builds with find_package(coserve 1)" 0 1; cat "$work/cmake.log"
-fi
+build_against_prefix "an outside project builds with find_package(coserve 1)" "$work/src" "$work/bld"
 version=$(sed -n 's/^project(coserve VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
 check "it runs against libcoserve.so" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/bld/consumer" 2>/dev/null)"
 check "and against libcoserve.a" "coserve $version (headers $version): echo answered ping" "$("$work/bld/consumer_static" 2>/dev/null)"
-check "the shared one really is shared" yes "$(ldd "$work/bld/consumer" 2>/dev/null | grep -q 'libcoserve.so' && echo yes || echo no)"
+deps=$(ldd "$work/bld/consumer" 2>/dev/null)
+check "the shared one really is shared" yes "$([[ $deps == *libcoserve.so.1* ]] && echo yes || echo no)"
 
 # A major version it cannot satisfy is refused by the package's version file.
 sed -i 's/find_package(coserve 1 REQUIRED)/find_package(coserve 2 REQUIRED)/' "$work/src/CMakeLists.txt"
@@ -46,4 +53,21 @@ else
 fi
 check "and runs" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_pc" 2>/dev/null)"
+# examples/kv: a service of its own, with its own main and Catch2 test,
+# built against the installed package only.
+cp -r "$top/examples/kv" "$work/kv"
+build_against_prefix "examples/kv builds against the installed package" "$work/kv" "$work/kv/build"
+(cd "$work/kv/build" && LD_LIBRARY_PATH="$work/prefix/lib" ctest --output-on-failure >"$work/kv-test.log" 2>&1)
+check "examples/kv's own tests pass" 0 $?
+grep -q "100% tests passed" "$work/kv-test.log" || cat "$work/kv-test.log"
+printf '[kv]\ntcp = 127.0.0.1:0\nmax_keys = 2\n[echo]\ntcp = 127.0.0.1:0\n' >"$work/kv.ini"
+LD_LIBRARY_PATH="$work/prefix/lib" "$work/kv/build/kvd" "$work/kv.ini" >"$work/kvd.log" 2>&1 &
+kvd=$!
+for _ in $(seq 100); do grep -q 'service echo: tcp' "$work/kvd.log" && break; sleep 0.05; done
+port=$(grep -o 'service kv: tcp 127.0.0.1:[0-9]*' "$work/kvd.log" | sed 's/.*://')
+check "kvd answers nc" "STORED|VALUE 1|STORED|ERR full (2 keys)|" \
+  "$(printf 'SET a 1\nGET a\nSET b 2\nSET c 3\n' | nc -N -w 5 127.0.0.1 "$port" | tr -d '\r' | tr '\n' '|')"
+kill -TERM "$kvd"
+wait "$kvd"
+check "kvd stops on SIGTERM" 0 $?
 finish e2e_install

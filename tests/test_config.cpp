@@ -2,6 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <coserve/config.hpp>
+#include <coserve/service.hpp>
+
+#include <stdexcept>
 
 using namespace coserve;
 using namespace std::chrono_literals;
@@ -204,4 +207,27 @@ TEST_CASE("daemon keys of the server section") {
     CHECK(config_error("[metrics]\nhttp = localhost:9187\n") ==
           "bad.ini: [metrics] http: host must be a numeric address (names are not resolved), got \"localhost\"");
     CHECK(config_error("[metrics]\nport = 9187\n") == "bad.ini: [metrics] port: unknown key");
+}
+
+namespace {
+class Dummy final : public coserve::Service {};
+const coserve::ServiceType dummy_type{
+    "dummy", [](coserve::Section& s, const coserve::InstanceOptions&) -> std::unique_ptr<coserve::Service> {
+        (void)s.integer("size", 1, 1, 10);
+        return std::make_unique<Dummy>();
+    }};
+}  // namespace
+
+TEST_CASE("register_service: a program's own service type is configured like a built-in one") {
+    CHECK(config_error("[dummy]\ntcp = 127.0.0.1:0\n").find("unknown service type") != std::string::npos);
+    coserve::register_service(dummy_type);
+    CHECK(coserve::find_service_type("dummy") == &dummy_type);
+    const auto config = load_config_text("[dummy]\ntcp = 127.0.0.1:0\nsize = 3\n[other]\nservice = dummy\ntcp = 127.0.0.1:0\n");
+    CHECK(config.instances.size() == 2);
+    CHECK(config_error("[dummy]\ntcp = 127.0.0.1:0\nsize = 11\n") ==
+          "bad.ini: [dummy] size: expected an integer from 1 to 10, got \"11\"");
+    CHECK(config_error("[dummy]\ntcp = 127.0.0.1:0\ncolour = red\n") == "bad.ini: [dummy] colour: unknown key");
+    CHECK_THROWS_AS(coserve::register_service(dummy_type), std::invalid_argument);  // the name is taken
+    const coserve::ServiceType echo_again{"echo", dummy_type.create};
+    CHECK_THROWS_AS(coserve::register_service(echo_again), std::invalid_argument);  // so are the built-in ones
 }

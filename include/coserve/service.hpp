@@ -10,9 +10,11 @@
 // for different connections run concurrently, so a Service must treat its own
 // members as read-only after construction (or guard what it shares).
 //
-// Adding a service: write services/NAME.cpp defining
+// Adding a built-in service: write services/NAME.cpp defining
 //     extern const coserve::ServiceType NAME_service = {"NAME", factory};
-// and add one line `COSERVE_SERVICE(NAME)` to services/services.def.
+// and add one line `COSERVE_SERVICE(NAME)` to services/services.def. A
+// program using the installed library registers its own with
+// register_service() instead (examples/kv).
 #pragma once
 
 #include <coserve/config.hpp>
@@ -83,8 +85,15 @@ struct ServiceType {
     std::size_t max_line_default = 8192;  // the instance's `max_line` when the section does not set it
 };
 
-// The built-in service types (services/services.def), or nullptr.
+// The service types by name: the built-in ones (services/services.def) and
+// those registered; nullptr if none has the name.
 const ServiceType* find_service_type(std::string_view name);
 std::span<const ServiceType* const> service_types();
+
+// Adds a service type of the program's own, for configurations loaded after
+// this call (so `[NAME]` sections, or `service = NAME`, can use it): call it
+// at start, before load_config_*, from one thread. `type` must outlive every
+// Server. Throws std::invalid_argument if the name is taken.
+void register_service(const ServiceType& type);
 
 }  // namespace coserve
