@@ -2,6 +2,8 @@
 #include <coserve/config.hpp>
 #include <coserve/service.hpp>
 
+#include "plugin.hpp"
+
 #include <boost/program_options/parsers.hpp>
 
 #include <algorithm>
@@ -486,7 +488,20 @@ InstanceConfig load_instance(Section& s) {
     inst.name = s.name();
     auto type_name = s.raw("service");
     inst.service_type = type_name ? std::string(trim(*type_name)) : s.name();
-    const ServiceType* type = find_service_type(inst.service_type);
+    const ServiceType* type = nullptr;
+    if (const auto plugin = s.path("plugin", ""); !plugin.empty()) {
+        try {
+            type = &load_plugin(plugin);
+        } catch (const std::runtime_error& e) {
+            s.fail("plugin", quote_text(plugin) + ": " + e.what());
+        }
+        if (type_name && inst.service_type != type->name)
+            s.fail("service", "the plugin provides the service type " + std::string(type->name) + ", not " +
+                                  quote_text(inst.service_type));
+        inst.service_type = type->name;
+    } else {
+        type = find_service_type(inst.service_type);
+    }
     if (!type) {
         std::string known;
         for (const auto* t : service_types()) known += (known.empty() ? "" : ", ") + std::string(t->name);

@@ -301,17 +301,33 @@ std::string ServerProcess::log() const {
     return out.str();
 }
 
-boost::asio::ip::tcp::endpoint ServerProcess::tcp(std::string_view instance) const {
-    const auto text = log();
+namespace {
+// "[NAME] service TYPE: tcp A:P, ...; udp A:P, ..." -> the first address and
+// port after `what` ("tcp " or "udp ").
+std::pair<boost::asio::ip::address, unsigned short> announced(const std::string& text, std::string_view instance,
+                                                              std::string_view what) {
     const std::string key = "[" + std::string(instance) + "] service ";
     auto at = text.find(key);
     if (at == std::string::npos) throw std::runtime_error("no instance " + std::string(instance) + " in the log");
-    at = text.find(": tcp ", at);
-    auto end = text.find_first_of(",;", at + 6);
-    const auto ep = text.substr(at + 6, end - at - 6);
+    at = text.find(what, text.find(": tcp ", at));
+    const auto begin = at + what.size();
+    const auto end = text.find_first_of(",;\n", begin);
+    const auto ep = text.substr(begin, end - begin);
     const auto colon = ep.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("no " + std::string(what) + "endpoint for " + std::string(instance));
     return {boost::asio::ip::make_address(ep.substr(0, colon)),
             static_cast<unsigned short>(std::stoi(ep.substr(colon + 1)))};
+}
+}  // namespace
+
+boost::asio::ip::tcp::endpoint ServerProcess::tcp(std::string_view instance) const {
+    const auto [address, port] = announced(log(), instance, "tcp ");
+    return {address, port};
+}
+
+boost::asio::ip::udp::endpoint ServerProcess::udp(std::string_view instance) const {
+    const auto [address, port] = announced(log(), instance, "udp ");
+    return {address, port};
 }
 
 namespace {

@@ -111,8 +111,11 @@ public:
     ~ServerProcess();
     ServerProcess(const ServerProcess&) = delete;
 
-    // The first TCP endpoint of `instance`, from the start-up log line.
+    // The first TCP or UDP endpoint of `instance`, from the start-up log line.
     boost::asio::ip::tcp::endpoint tcp(std::string_view instance) const;
+    boost::asio::ip::udp::endpoint udp(std::string_view instance) const;
+    // The config file it runs with (rewrite it, then SIGHUP, to reload).
+    std::string config_path() const { return dir_ + "/test.ini"; }
     long peak_rss_kib() const;  // VmHWM
     long rss_kib() const;       // VmRSS
     std::string log() const;

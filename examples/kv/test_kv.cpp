@@ -30,6 +30,7 @@ TEST_CASE("kv: the protocol") {
     CHECK(kv::answer(*store, "DEL a") == "NOT_FOUND");
     CHECK(kv::answer(*store, "FROB a").starts_with("ERR usage"));
     CHECK(kv::answer(*store, "").starts_with("ERR usage"));
+    CHECK(kv::answer(*store, "STATS") == "STATS keys 1 connection_requests 0");
 }
 
 TEST_CASE("kv: next to a built-in service in one server, over loopback") {
@@ -38,7 +39,7 @@ TEST_CASE("kv: next to a built-in service in one server, over loopback") {
     (void)registered;
     coserve::ServerOptions options;
     options.handle_signals = false;
-    coserve::Server server(coserve::load_config_text("[kv]\ntcp = 127.0.0.1:0\n[echo]\ntcp = 127.0.0.1:0\n"), options);
+    coserve::Server server(coserve::load_config_text("[kv]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\n[echo]\ntcp = 127.0.0.1:0\n"), options);
     server.start();
     std::thread loop([&] { server.run(); });
     asio::io_context io;
@@ -55,6 +56,12 @@ TEST_CASE("kv: next to a built-in service in one server, over loopback") {
     e.connect(server.tcp_endpoints("echo").at(0));
     CHECK(ask(a, "SET k shared") == "STORED");
     CHECK(ask(b, "GET k") == "VALUE shared");  // one store per instance
+    CHECK(ask(b, "STATS") == "STATS keys 1 connection_requests 2");  // b's own count
+    asio::ip::udp::socket u(io, asio::ip::udp::v4());  // the same store over UDP
+    u.send_to(asio::buffer(std::string("GET k\n")), server.udp_endpoints("kv").at(0));
+    std::string datagram(100, '\0');
+    datagram.resize(u.receive(asio::buffer(datagram)));
+    CHECK(datagram == "VALUE shared\n");
     asio::write(e, asio::buffer(std::string("echo\n")));
     std::string echoed(5, '\0');
     asio::read(e, asio::buffer(echoed));
