@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The installed library, from outside the tree: `cmake --install --component
 # dev` into a scratch prefix, then tests/consumer built against it with
-# find_package(coserve 1) (shared and static) and with pkg-config, and run.
+# find_package(coserve 1) (shared and static) and with pkg-config, and run;
+# the examples built and tested against it, and kv.so loaded into coserved.
 # Usage: e2e_install.sh BUILD_DIR (a Release build: the installed library
 # must not need a sanitizer runtime).
 set -uo pipefail
@@ -13,12 +14,12 @@ source "$(dirname "$0")/e2e_lib.sh"
 
 cmake --install "$build" --prefix "$work/prefix" --component dev >"$work/install.log" 2>&1
 check "cmake --install --component dev" 0 $?
-for f in include/coserve/server.hpp include/coserve/service.hpp include/coserve/version.hpp \
+for f in include/coserve/server.hpp include/coserve/service.hpp include/coserve/version.hpp include/coserve/plugin.hpp \
          lib/libcoserve.a lib/libcoserve.so lib/cmake/coserve/coserveConfig.cmake \
          lib/cmake/coserve/coserveConfigVersion.cmake lib/pkgconfig/coserve.pc; do
   check "installs $f" yes "$([[ -e $work/prefix/$f ]] && echo yes || echo no)"
 done
-check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e server.hpp -e service.hpp -e version.hpp)"
+check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e plugin.hpp -e server.hpp -e service.hpp -e version.hpp)"
 
 # build_against_prefix NAME SOURCE BUILD: configures and builds an outside
 # project against the scratch prefix, and records whether that worked.
@@ -70,4 +71,26 @@ check "kvd answers nc" "STORED|VALUE 1|STORED|ERR full (2 keys)|" \
 kill -TERM "$kvd"
 wait "$kvd"
 check "kvd stops on SIGTERM" 0 $?
+
+# The same service built as a plugin (kv.so, against the installed headers
+# only) and loaded into the stock coserved of this build, by a path relative
+# to the config file.
+mkdir -p "$work/plugin"
+check "examples/kv builds kv.so" yes "$([[ -f $work/kv/build/kv.so ]] && echo yes || echo no)"
+cp "$work/kv/build/kv.so" "$work/plugin/kv.so"
+check "kv.so does not link libcoserve (the host provides it)" "" "$(ldd "$work/plugin/kv.so" | grep libcoserve)"
+printf '[kv]\nplugin = kv.so\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nmax_keys = 2\n[daytime]\ntcp = 127.0.0.1:0\n' >"$work/plugin/coserved.ini"
+"$build/coserved" --config "$work/plugin/coserved.ini" >"$work/plugin/log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do grep -q 'service daytime: tcp' "$work/plugin/log" && break; sleep 0.05; done
+line=$(grep -o 'service kv: tcp 127.0.0.1:[0-9]*; udp 127.0.0.1:[0-9]*' "$work/plugin/log")
+tcp=$(sed 's/.*tcp 127.0.0.1:\([0-9]*\);.*/\1/' <<<"$line")
+udp=$(sed 's/.*udp 127.0.0.1://' <<<"$line")
+check "coserved loads kv.so and nc talks to it" "STORED|VALUE 1|STORED|ERR full (2 keys)|" \
+  "$(printf 'SET a 1\nGET a\nSET b 2\nSET c 3\n' | nc -N -w 5 127.0.0.1 "$tcp" | tr -d '\r' | tr '\n' '|')"
+check "and over UDP (nc -u)" "VALUE 1" "$(printf 'GET a\n' | nc -u -w 1 127.0.0.1 "$udp")"
+kill -TERM "$daemon"
+wait "$daemon"
+check "coserved with the plugin stops on SIGTERM" 0 $?
+check "no error in its log" "" "$(grep -i -e error -e warning "$work/plugin/log")"
 finish e2e_install
