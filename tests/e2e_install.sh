@@ -22,9 +22,11 @@ done
 check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e plugin.hpp -e server.hpp -e service.hpp -e version.hpp)"
 
 # build_against_prefix NAME SOURCE BUILD: configures and builds an outside
-# project against the scratch prefix, and records whether that worked.
+# project against the scratch prefix (warnings are errors there too), and
+# records whether that worked.
 build_against_prefix() {
-  if cmake -S "$2" -B "$3" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >"$3.log" 2>&1 &&
+  if cmake -S "$2" -B "$3" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release \
+       -DCMAKE_CXX_FLAGS="-Wall -Wextra -Wpedantic -Werror" >"$3.log" 2>&1 &&
      cmake --build "$3" -j2 >>"$3.log" 2>&1; then
     check "$1" 0 0
   else
@@ -54,43 +56,86 @@ else
 fi
 check "and runs" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_pc" 2>/dev/null)"
-# examples/kv: a service of its own, with its own main and Catch2 test,
-# built against the installed package only.
-cp -r "$top/examples/kv" "$work/kv"
-build_against_prefix "examples/kv builds against the installed package" "$work/kv" "$work/kv/build"
-(cd "$work/kv/build" && LD_LIBRARY_PATH="$work/prefix/lib" ctest --output-on-failure >"$work/kv-test.log" 2>&1)
-check "examples/kv's own tests pass" 0 $?
-grep -q "100% tests passed" "$work/kv-test.log" || cat "$work/kv-test.log"
-printf '[kv]\ntcp = 127.0.0.1:0\nmax_keys = 2\n[echo]\ntcp = 127.0.0.1:0\n' >"$work/kv.ini"
-LD_LIBRARY_PATH="$work/prefix/lib" "$work/kv/build/kvd" "$work/kv.ini" >"$work/kvd.log" 2>&1 &
-kvd=$!
-for _ in $(seq 100); do grep -q 'service echo: tcp' "$work/kvd.log" && break; sleep 0.05; done
-port=$(grep -o 'service kv: tcp 127.0.0.1:[0-9]*' "$work/kvd.log" | sed 's/.*://')
-check "kvd answers nc" "STORED|VALUE 1|STORED|ERR full (2 keys)|" \
-  "$(printf 'SET a 1\nGET a\nSET b 2\nSET c 3\n' | nc -N -w 5 127.0.0.1 "$port" | tr -d '\r' | tr '\n' '|')"
-kill -TERM "$kvd"
-wait "$kvd"
-check "kvd stops on SIGTERM" 0 $?
-
-# The same service built as a plugin (kv.so, against the installed headers
-# only) and loaded into the stock coserved of this build, by a path relative
-# to the config file.
+# example NAME: examples/NAME (a service of its own, with its own main and
+# Catch2 test) built against the installed package only and tested; its
+# plugin NAME.so goes to $work/plugin for coserved below.
 mkdir -p "$work/plugin"
-check "examples/kv builds kv.so" yes "$([[ -f $work/kv/build/kv.so ]] && echo yes || echo no)"
-cp "$work/kv/build/kv.so" "$work/plugin/kv.so"
-check "kv.so does not link libcoserve (the host provides it)" "" "$(ldd "$work/plugin/kv.so" | grep libcoserve)"
-printf '[kv]\nplugin = kv.so\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nmax_keys = 2\n[daytime]\ntcp = 127.0.0.1:0\n' >"$work/plugin/coserved.ini"
-"$build/coserved" --config "$work/plugin/coserved.ini" >"$work/plugin/log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do grep -q 'service daytime: tcp' "$work/plugin/log" && break; sleep 0.05; done
-line=$(grep -o 'service kv: tcp 127.0.0.1:[0-9]*; udp 127.0.0.1:[0-9]*' "$work/plugin/log")
-tcp=$(sed 's/.*tcp 127.0.0.1:\([0-9]*\);.*/\1/' <<<"$line")
-udp=$(sed 's/.*udp 127.0.0.1://' <<<"$line")
+example() {
+  cp -r "$top/examples/$1" "$work/$1"
+  build_against_prefix "examples/$1 builds against the installed package" "$work/$1" "$work/$1/build"
+  (cd "$work/$1/build" && LD_LIBRARY_PATH="$work/prefix/lib" ctest --output-on-failure >"$work/$1-test.log" 2>&1)
+  check "examples/$1's own tests pass" 0 $?
+  grep -q "100% tests passed" "$work/$1-test.log" || cat "$work/$1-test.log"
+  check "examples/$1 builds $1.so" yes "$([[ -f $work/$1/build/$1.so ]] && echo yes || echo no)"
+  cp "$work/$1/build/$1.so" "$work/plugin/"
+  check "$1.so does not link libcoserve (the host provides it)" "" "$(ldd "$work/plugin/$1.so" | grep libcoserve)"
+}
+# start LOG LAST PROGRAM ARGS...: runs a server in the background ($daemon)
+# until its start-up line for instance LAST.
+start() {
+  local log=$1 last=$2; shift 2
+  LD_LIBRARY_PATH="$work/prefix/lib" "$@" >"$log" 2>&1 &
+  daemon=$!
+  for _ in $(seq 100); do grep -q "\[$last\] service" "$log" && break; sleep 0.05; done
+}
+# port LOG INSTANCE tcp|udp: the port it announced.
+port() { grep -o "\[$2\] service [a-z]*: tcp .*" "$1" | grep -o "$3 127.0.0.1:[0-9]*" | sed 's/.*://'; }
+stop() {
+  kill -TERM "$daemon"
+  wait "$daemon"
+  check "$1 stops on SIGTERM" 0 $?
+}
+example kv
+example guess
+
+# examples/reverse: README's smallest service, which must be the files built here.
+for f in reverse.cpp main.cpp; do
+  shown=$(awk -v m="<!-- file: examples/reverse/$f -->" '$0 == m {on = 1; getline; next} on && /^```$/ {exit} on' "$top/README.md")
+  check "README shows examples/reverse/$f as it is" "$(cat "$top/examples/reverse/$f")" "$shown"
+done
+cp -r "$top/examples/reverse" "$work/reverse"
+build_against_prefix "examples/reverse builds both ways" "$work/reverse" "$work/reverse/build"
+cp "$work/reverse/build/reverse.so" "$work/plugin/"
+printf '[reverse]\ntcp = 127.0.0.1:0\n' >"$work/reverse.ini"
+start "$work/reversed.log" reverse "$work/reverse/build/reversed" "$work/reverse.ini"
+check "reversed answers nc" "olleh" "$(echo hello | nc -N -w 5 127.0.0.1 "$(port "$work/reversed.log" reverse tcp)" | tr -d '\r')"
+stop reversed
+printf '[reverse]\nwhat = 1\n' >"$work/reverse.ini"
+"$work/reverse/build/reversed" "$work/reverse.ini" >"$work/reversed.log" 2>&1
+check "reversed: a bad INI key is exit status 2" 2 $?
+check "with a message" "reversed: $work/reverse.ini: [reverse] what: unknown key" "$(cat "$work/reversed.log")"
+
+printf '[kv]\ntcp = 127.0.0.1:0\nmax_keys = 2\n[echo]\ntcp = 127.0.0.1:0\n' >"$work/kv.ini"
+start "$work/kvd.log" echo "$work/kv/build/kvd" "$work/kv.ini"
+check "kvd answers nc" "STORED|VALUE 1|STORED|ERR full (2 keys)|" \
+  "$(printf 'SET a 1\nGET a\nSET b 2\nSET c 3\n' | nc -N -w 5 127.0.0.1 "$(port "$work/kvd.log" kv tcp)" | tr -d '\r' | tr '\n' '|')"
+stop kvd
+
+printf '[guess]\ntcp = 127.0.0.1:0\nmax = 10\n[daytime]\ntcp = 127.0.0.1:0\n' >"$work/guess.ini"
+start "$work/guessd.log" daytime "$work/guess/build/guessd" "$work/guess.ini"
+gport=$(port "$work/guessd.log" guess tcp)
+check "guessd answers nc" "guess my number from 1 to 10; you have 7 tries (NEW: another number, SCORE: the scores)|you: won 0 lost 0; everyone: won 0 lost 0 best -|ERR a whole number from 1 to 10, NEW or SCORE|" \
+  "$(printf 'SCORE\n11\n' | nc -N -w 5 127.0.0.1 "$gport" | tr -d '\r' | tr '\n' '|')"
+printf '[guess]\ntcp = 127.0.0.1:%s\nmax = 1\n' "$gport" >"$work/guess.ini"
+kill -HUP "$daemon"
+for _ in $(seq 100); do grep -q 'reload:' "$work/guessd.log" && break; sleep 0.05; done
+check "guessd refuses a bad edit at SIGHUP and says why" 1 \
+  "$(grep -c 'reload: .*guess.ini: \[guess\] max: .*; the running configuration stays' "$work/guessd.log")"
+check "and goes on with the running configuration" "guess my number from 1 to 10; you have 7 tries (NEW: another number, SCORE: the scores)" \
+  "$(nc -N -w 5 127.0.0.1 "$gport" </dev/null | tr -d '\r')"
+stop guessd
+
+# All three as plugins (built against the installed headers only) in the stock
+# coserved of this build, by paths relative to the config file.
+printf '[kv]\nplugin = kv.so\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nmax_keys = 2\n[game]\nplugin = guess.so\ntcp = 127.0.0.1:0\nmax = 5\n[reverse]\nplugin = reverse.so\ntcp = 127.0.0.1:0\n[daytime]\ntcp = 127.0.0.1:0\n' \
+  >"$work/plugin/coserved.ini"
+start "$work/plugin/log" daytime "$build/coserved" --config "$work/plugin/coserved.ini"
 check "coserved loads kv.so and nc talks to it" "STORED|VALUE 1|STORED|ERR full (2 keys)|" \
-  "$(printf 'SET a 1\nGET a\nSET b 2\nSET c 3\n' | nc -N -w 5 127.0.0.1 "$tcp" | tr -d '\r' | tr '\n' '|')"
-check "and over UDP (nc -u)" "VALUE 1" "$(printf 'GET a\n' | nc -u -w 1 127.0.0.1 "$udp")"
-kill -TERM "$daemon"
-wait "$daemon"
-check "coserved with the plugin stops on SIGTERM" 0 $?
+  "$(printf 'SET a 1\nGET a\nSET b 2\nSET c 3\n' | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" kv tcp)" | tr -d '\r' | tr '\n' '|')"
+check "and over UDP (nc -u)" "VALUE 1" "$(printf 'GET a\n' | nc -u -w 1 127.0.0.1 "$(port "$work/plugin/log" kv udp)")"
+check "coserved loads guess.so beside it" "guess my number from 1 to 5; you have 7 tries (NEW: another number, SCORE: the scores)|ERR a whole number from 1 to 5, NEW or SCORE|" \
+  "$(printf '6\n' | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" game tcp)" | tr -d '\r' | tr '\n' '|')"
+check "and reverse.so" "olleh" "$(echo hello | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" reverse tcp)" | tr -d '\r')"
+stop "coserved with three plugins"
 check "no error in its log" "" "$(grep -i -e error -e warning "$work/plugin/log")"
 finish e2e_install

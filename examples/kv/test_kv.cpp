@@ -66,6 +66,7 @@ TEST_CASE("kv: next to a built-in service in one server, over loopback") {
     std::string echoed(5, '\0');
     asio::read(e, asio::buffer(echoed));
     CHECK(echoed == "echo\n");
+    for (auto* s : {&a, &b, &e}) s->close();  // else stop() gives the open sessions shutdown_grace to finish
     server.stop();
     loop.join();
 }
