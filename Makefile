@@ -18,7 +18,8 @@ run: build
 
 # The suite: unit, integration and end-to-end tests on the ASan+UBSan Debug
 # build; the Release library installed into a scratch prefix and used from
-# outside the tree (CMake package, pkg-config); the Release daemon (GCC's
+# outside the tree (CMake package, pkg-config; the examples built, tested and
+# run against it, also as plugins in coserved); the Release daemon (GCC's
 # optimizer finds warnings, errors here, that Debug does not) under valgrind
 # memcheck end to end, a 60 s soak, and a
 # few seconds of the benchmark suite (built and run, not judged); the
@@ -29,7 +30,7 @@ test: deps
 	cmake --build --preset debug
 	ctest --preset debug
 	cmake --preset release
-	cmake --build --preset release --target coserved coserve_shared coserve-soak coserve-bench epoll_echo
+	cmake --build --preset release --target coserved coserve coserve_shared coserve-soak coserve-bench epoll_echo
 	tests/e2e_install.sh build/release
 	tests/e2e_valgrind.sh build/release/coserved
 	scripts/soak 60

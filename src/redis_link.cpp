@@ -200,14 +200,21 @@ void on_command_reply(redisAsyncContext*, void* r, void* p) {
     if (link && !link->stopped()) pending->done(convert(static_cast<redisReply*>(r)));
 }
 
-int send(redisAsyncContext* ac, redisCallbackFn* fn, void* data, std::initializer_list<std::string_view> args) {
+// One command from its arguments (strings or string_views), binary-safe.
+template <class Args>
+int send_argv(redisAsyncContext* ac, redisCallbackFn* fn, void* data, const Args& args) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lens;
-    for (auto a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
+    for (const auto& a : args) {
+        const std::string_view v(a);
+        argv.push_back(v.data());
+        lens.push_back(v.size());
     }
     return redisAsyncCommandArgv(ac, fn, data, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+int send(redisAsyncContext* ac, redisCallbackFn* fn, void* data, std::initializer_list<std::string_view> args) {
+    return send_argv(ac, fn, data, args);
 }
 
 }  // namespace
@@ -372,15 +379,8 @@ void RedisLink::command(std::vector<std::string> argv, ReplyFn done) {
             if (done && !self->stopped_) done(RedisReply{});
             return;
         }
-        std::vector<const char*> args;
-        std::vector<std::size_t> lens;
-        for (const auto& a : argv) {
-            args.push_back(a.c_str());
-            lens.push_back(a.size());
-        }
         Pending* pending = done ? new Pending{self, std::move(done)} : nullptr;
-        const int rc = redisAsyncCommandArgv(self->cmd_->ac, pending ? on_command_reply : nullptr, pending,
-                                             static_cast<int>(args.size()), args.data(), lens.data());
+        const int rc = send_argv(self->cmd_->ac, pending ? on_command_reply : nullptr, pending, argv);
         if (rc != REDIS_OK && pending) {
             std::unique_ptr<Pending> owned(pending);
             if (!self->stopped_) owned->done(RedisReply{});

@@ -23,7 +23,7 @@ check "the config is a conffile" /etc/coserve/coserved.ini "$(dpkg-deb --ctrl-ta
 check "postinst enables the unit where systemd runs" 1 "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -c 'systemctl enable coserved.service')"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/bin/coserved ./etc/coserve/coserved.ini ./usr/lib/systemd/system/coserved.service ./usr/lib/systemd/system/coserved-echo.socket \
-         ./usr/share/coserved/files/hello.txt ./usr/share/doc/coserved/README.md; do
+         ./usr/share/coserved/files/hello.txt ./usr/share/doc/coserved/README.md ./usr/lib/coserve/plugins/; do
   check "the package holds $f" 1 "$(grep -cx "$f" <<<"$contents")"
 done
 

@@ -146,7 +146,7 @@ TEST_CASE("plugins: a bad plugin is refused with a message and exit status 2") {
     INFO(out);
 }
 
-TEST_CASE("plugins: a bad plugin at reload is refused and logged; the running ones keep serving") {
+TEST_CASE("plugins: a bad plugin at reload is refused and logged while the running ones keep serving") {
     Scratch scratch;
     const auto kv = scratch.copy(plugins + "/kv.so", "kv.so");
     ServerProcess server("[kv]\nplugin = " + kv + "\ntcp = 127.0.0.1:0\n");
