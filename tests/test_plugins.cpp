@@ -8,9 +8,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 using namespace testing;
 namespace fs = std::filesystem;
@@ -69,8 +72,10 @@ bool logged(const ServerProcess& server, const std::string& text, std::size_t fr
 }  // namespace
 
 TEST_CASE("plugins: the kv example as a plugin in coserved answers over TCP and UDP") {
-    ServerProcess server("[kv]\nplugin = " + plugins + "/kv.so\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\n" +
-                         "max_keys = 2\n[echo]\ntcp = 127.0.0.1:0\n");
+    // Four event-loop threads: the plugin's coroutines run on the daemon's
+    // Asio, from any of them.
+    ServerProcess server("[server]\nthreads = 4\nshutdown_grace = 1s\n[kv]\nplugin = " + plugins +
+                         "/kv.so\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nmax_keys = 2\n[echo]\ntcp = 127.0.0.1:0\n");
     CHECK(server.log().find("[kv] service kv: tcp 127.0.0.1:") != std::string::npos);
     LineClient a(server.tcp("kv")), b(server.tcp("kv"));
     a.send_line("SET colour green");
@@ -89,6 +94,29 @@ TEST_CASE("plugins: the kv example as a plugin in coserved answers over TCP and 
     LineClient e(server.tcp("echo"));  // built-in services beside it, from the same file
     e.send_line("still here");
     CHECK(e.line() == "still here");
+
+    // Eight clients at once, 100 requests each, on connections spread over the threads.
+    std::atomic<int> right{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 8; ++i)
+        clients.emplace_back([&] {
+            try {
+                LineClient c(server.tcp("kv"));
+                for (int n = 0; n < 50; ++n) {
+                    c.send_line("GET colour");
+                    right += c.line() == "VALUE green";
+                    c.send_line("STATS");
+                    right += c.line() == "STATS keys 2 connection_requests " + std::to_string(2 * n + 2);
+                }
+            } catch (const std::exception&) {
+                // counted as missing answers
+            }
+        });
+    for (auto& t : clients) t.join();
+    CHECK(right == 8 * 100);
+    ::kill(server.pid(), SIGTERM);
+    CHECK(logged(server, "info stopped"));
+    CHECK(server.log().find("Sanitizer") == std::string::npos);  // ASan, UBSan or TSan in the daemon
 }
 
 TEST_CASE("plugins: a relative plugin path is taken from the config file's folder") {
@@ -181,6 +209,7 @@ TEST_CASE("plugins: a bad plugin at reload is refused and logged while the runni
     LineClient fresh(server.tcp("kv"));
     fresh.send_line("GET k");
     CHECK(fresh.line() == "NOT_FOUND");  // a new instance, with a new store
+    CHECK(server.log().find("Sanitizer") == std::string::npos);
 }
 
 TEST_CASE("plugins: a program that does not export the framework refuses them with a message") {

@@ -14,7 +14,8 @@
 //     extern const coserve::ServiceType NAME_service = {"NAME", factory};
 // and add one line `COSERVE_SERVICE(NAME)` to services/services.def. A
 // program using the installed library registers its own with
-// register_service() instead (examples/kv).
+// register_service() instead (examples/kv), or builds the type as a plugin
+// that coserved loads from `plugin = PATH` (coserve/plugin.hpp).
 #pragma once
 
 #include <coserve/config.hpp>
