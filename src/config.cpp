@@ -489,7 +489,9 @@ InstanceConfig load_instance(Section& s) {
     auto type_name = s.raw("service");
     inst.service_type = type_name ? std::string(trim(*type_name)) : s.name();
     const ServiceType* type = nullptr;
-    if (const auto plugin = s.path("plugin", ""); !plugin.empty()) {
+    if (s.raw("plugin")) {
+        const auto plugin = s.path("plugin", "");
+        if (plugin.empty()) s.fail("plugin", "expected the path of a plugin file (a .so)");
         try {
             type = &load_plugin(plugin);
         } catch (const std::runtime_error& e) {

@@ -166,7 +166,13 @@ TEST_CASE("plugins: a bad plugin is refused with a message and exit status 2") {
         CHECK(out.find("Sanitizer") == std::string::npos);
     }
     int status = -1;
-    auto out = check_config(scratch, "[p]\nplugin = " + plugins + "/good.so\nservice = echo\ntcp = 127.0.0.1:0\n", status);
+    auto out = check_config(scratch, "[p]\nplugin =\ntcp = 127.0.0.1:0\n", status);
+    CHECK(status == 2);
+    CHECK(out.find("check.ini: [p] plugin: expected the path of a plugin file (a .so)") != std::string::npos);
+    out = check_config(scratch, "[echo]\ntcp = 127.0.0.1:0\n", status);
+    CHECK(status == 0);
+    CHECK(out.find("plugin =") == std::string::npos);  // not shown where it is not used
+    out = check_config(scratch, "[p]\nplugin = " + plugins + "/good.so\nservice = echo\ntcp = 127.0.0.1:0\n", status);
     CHECK(status == 2);
     CHECK(out.find("[p] service: the plugin provides the service type probe, not \"echo\"") != std::string::npos);
     out = check_config(scratch, "[p]\nplugin = " + plugins + "/good.so\nservice = probe\ntcp = 127.0.0.1:0\n", status);
