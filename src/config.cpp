@@ -489,11 +489,14 @@ InstanceConfig load_instance(Section& s) {
     auto type_name = s.raw("service");
     inst.service_type = type_name ? std::string(trim(*type_name)) : s.name();
     const ServiceType* type = nullptr;
+    std::string plugin_file;
     if (s.raw("plugin")) {
         const auto plugin = s.path("plugin", "");
         if (plugin.empty()) s.fail("plugin", "expected the path of a plugin file (a .so)");
         try {
-            type = &load_plugin(plugin);
+            const auto loaded = load_plugin(plugin);
+            type = loaded.type;
+            plugin_file = loaded.file;
         } catch (const std::runtime_error& e) {
             s.fail("plugin", quote_text(plugin) + ": " + e.what());
         }
@@ -529,9 +532,18 @@ InstanceConfig load_instance(Section& s) {
     o.udp_rate = s.rate("udp_rate", "100/s", "udp_burst", 200);
     o.udp_max_reply = static_cast<std::size_t>(s.integer("udp_max_reply", 0, 0, 65507));
     o.udp_batch = static_cast<int>(s.integer("udp_batch", 16, 1, 256));
-    inst.service = type->create(s, o);
+    try {
+        inst.service = type->create(s, o);
+    } catch (const ConfigError&) {
+        throw;
+    } catch (const std::exception& e) {  // a plugin's factory, say, that let std::stoi throw
+        s.fail("", std::string("the service could not be set up: ") + e.what());
+    }
     s.finish();
     inst.effective = s.effective();
+    // The file really loaded: a reload that points a symbolic link elsewhere changes the instance.
+    for (auto& [key, value] : inst.effective)
+        if (key == "plugin") value = quote_text(plugin_file);
     return inst;
 }
 

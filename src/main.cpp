@@ -80,6 +80,9 @@ int main(int argc, char** argv) {
     } catch (const coserve::ConfigError& e) {
         std::cerr << "coserved: " << e.what() << "\n";
         return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "coserved: cannot load " << path << ": " << e.what() << "\n";
+        return 1;
     }
     if (vm.count("check-config")) {
         std::cout << "coserved: configuration " << path << " is valid\n" << coserve::describe(config);

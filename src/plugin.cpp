@@ -9,8 +9,10 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 
@@ -34,13 +36,15 @@ bool same_file(const struct stat& a, const struct stat& b) {
     throw std::runtime_error(std::string(why));
 }
 
-bool has_elf_header(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+// Refuses a file that cannot be read or does not begin like an ELF object.
+// O_NONBLOCK: a FIFO swapped in after the stat() cannot block the loop.
+void check_elf_header(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) refuse(std::string("cannot open: ") + std::strerror(errno));
     char magic[4] = {};
     const bool ok = ::read(fd, magic, 4) == 4 && std::memcmp(magic, "\x7f" "ELF", 4) == 0;
     ::close(fd);
-    return ok;
+    if (!ok) refuse("not a plugin: not a shared object (no ELF header)");
 }
 
 std::string boost_text(std::uint32_t v) {
@@ -77,21 +81,28 @@ const ServiceType& check(const coserve_plugin_descriptor* d) {
 
 }  // namespace
 
-const ServiceType& load_plugin(const std::string& path) {
+Plugin load_plugin(const std::string& configured) {
     std::lock_guard lock(loaded_mutex);
+    // Known by its real path, however the configuration spells it.
+    std::unique_ptr<char, decltype(&std::free)> real(::realpath(configured.c_str(), nullptr), &std::free);
+    if (!real) refuse(std::string("cannot open: ") + std::strerror(errno));
+    const std::string path = real.get();
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) refuse(std::string("cannot open: ") + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) refuse("not a regular file");
     if (st.st_mode & (S_IWGRP | S_IWOTH))
         refuse("the file is writable by its group or by others, so anyone could change the code this program runs "
                "(chmod go-w it)");
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+        refuse("the file belongs to another user (uid " + std::to_string(st.st_uid) +
+               "), who could change the code this program runs (it must belong to root or to this program's user)");
     if (auto it = loaded.find(path); it != loaded.end()) {
         if (!same_file(it->second.identity, st))
             refuse("the file changed since it was loaded, and a loaded plugin cannot be replaced: restart to load "
                    "the new build (or install it under a new file name)");
-        return *it->second.type;
+        return {it->second.type, path};
     }
-    if (!has_elf_header(path)) refuse("not a plugin: not a shared object (no ELF header)");
+    check_elf_header(path);
     ::dlerror();
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
@@ -107,9 +118,16 @@ const ServiceType& load_plugin(const std::string& path) {
         coserve_plugin_entry_fn fn;
         static_assert(sizeof fn == sizeof entry);
         std::memcpy(&fn, &entry, sizeof fn);
-        const ServiceType& type = check(fn());
+        const coserve_plugin_descriptor* descriptor = nullptr;
+        try {
+            descriptor = fn();
+        } catch (...) {
+            // Ended here, before the file is closed: its type may live in the plugin.
+            refuse("its entry point threw an exception");
+        }
+        const ServiceType& type = check(descriptor);
         loaded.emplace(path, Loaded{st, &type});
-        return type;
+        return {&type, path};
     } catch (...) {
         ::dlclose(handle);  // nothing of it was used
         throw;

@@ -7,10 +7,15 @@
 
 namespace coserve {
 
-// The service type the plugin at `path` (absolute) provides. Loads it the
-// first time; later calls for the same unchanged file return the same type.
+// The service type the plugin at `path` provides. Loads it the first time;
+// later calls for the same unchanged file (by its real path) return the same
+// type; a file changed since is refused.
 // Throws std::runtime_error with one line saying why the file was refused.
 // Thread-safe.
-const ServiceType& load_plugin(const std::string& path);
+struct Plugin {
+    const ServiceType* type;
+    std::string file;  // its real path (symbolic links resolved)
+};
+Plugin load_plugin(const std::string& path);
 
 }  // namespace coserve

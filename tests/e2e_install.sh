@@ -9,7 +9,8 @@ set -uo pipefail
 build=${1:?usage: e2e_install.sh BUILD_DIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+daemon=
+trap '[[ -n $daemon ]] && kill -TERM "$daemon" 2>/dev/null; rm -rf "$work"' EXIT
 source "$(dirname "$0")/e2e_lib.sh"
 
 cmake --install "$build" --prefix "$work/prefix" --component dev >"$work/install.log" 2>&1
@@ -84,6 +85,7 @@ stop() {
   kill -TERM "$daemon"
   wait "$daemon"
   check "$1 stops on SIGTERM" 0 $?
+  daemon=
 }
 example kv
 example guess
@@ -101,7 +103,7 @@ start "$work/reversed.log" reverse "$work/reverse/build/reversed" "$work/reverse
 check "reversed answers nc" "olleh" "$(echo hello | nc -N -w 5 127.0.0.1 "$(port "$work/reversed.log" reverse tcp)" | tr -d '\r')"
 stop reversed
 printf '[reverse]\nwhat = 1\n' >"$work/reverse.ini"
-"$work/reverse/build/reversed" "$work/reverse.ini" >"$work/reversed.log" 2>&1
+timeout 10 "$work/reverse/build/reversed" "$work/reverse.ini" >"$work/reversed.log" 2>&1
 check "reversed: a bad INI key is exit status 2" 2 $?
 check "with a message" "reversed: $work/reverse.ini: [reverse] what: unknown key" "$(cat "$work/reversed.log")"
 

@@ -3,9 +3,12 @@
 // message and exit status 2 at start, or a logged refusal at reload.
 #include "support.hpp"
 
+#include <coserve/plugin.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -124,10 +127,15 @@ TEST_CASE("plugins: a relative plugin path is taken from the config file's folde
     const auto copy = scratch.copy(plugins + "/kv.so", "plugins/kv.so");
     int status = -1;
     const auto out = check_config(scratch, "[store]\nplugin = plugins/kv.so\ntcp = 127.0.0.1:0\n", status);
+    INFO(out);
     CHECK(status == 0);
     CHECK(out.find("[store] service kv") != std::string::npos);
     CHECK(out.find("plugin = \"" + copy + "\"") != std::string::npos);
-    INFO(out);
+    // Through a symbolic link, the file really loaded is what counts (and is shown).
+    fs::create_symlink(copy, scratch.dir + "/current.so");
+    const auto linked = check_config(scratch, "[store]\nplugin = current.so\ntcp = 127.0.0.1:0\n", status);
+    CHECK(status == 0);
+    CHECK(linked.find("plugin = \"" + copy + "\"") != std::string::npos);
 }
 
 TEST_CASE("plugins: a bad plugin is refused with a message and exit status 2") {
@@ -136,6 +144,8 @@ TEST_CASE("plugins: a bad plugin is refused with a message and exit status 2") {
     const auto writable = scratch.copy(plugins + "/good.so", "writable.so", 0775);
     const auto dir = scratch.dir + "/folder.so";
     fs::create_directories(dir);
+    const auto boost_version = std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
+                               "." + std::to_string(BOOST_VERSION % 100);
     struct Case {
         std::string file, expected;
     };
@@ -149,10 +159,16 @@ TEST_CASE("plugins: a bad plugin is refused with a message and exit status 2") {
         {plugins + "/no_entry.so", "not a coserve plugin: it has no coserve_plugin_entry symbol"},
         {plugins + "/null.so", "not a coserve plugin: its entry point returned no descriptor"},
         {plugins + "/magic.so", "not a coserve plugin: its descriptor has the wrong magic number"},
-        {plugins + "/api.so", "built for plugin API version 2, but this program (coserve 1.0.0) loads version 1: "
-                              "rebuild the plugin against coserve 1.0.0"},
-        {plugins + "/boost.so", "built with Boost 1.74.0, but this program uses Boost 1.81.0"},
-        {plugins + "/flags.so", "built for io_uring sockets, but this program uses epoll"},
+        {plugins + "/api.so", "built for plugin API version " + std::to_string(COSERVE_PLUGIN_API_VERSION + 1) +
+                                  ", but this program (coserve " COSERVE_VERSION_STRING ") loads version " +
+                                  std::to_string(COSERVE_PLUGIN_API_VERSION) +
+                                  ": rebuild the plugin against coserve " COSERVE_VERSION_STRING},
+        {plugins + "/boost.so", "built with Boost 1.74.0, but this program uses Boost " + boost_version +
+                                    ": rebuild the plugin with the same Boost"},
+        {plugins + "/flags.so", COSERVE_PLUGIN_ABI_FLAGS ? "built for epoll sockets, but this program uses io_uring"
+                                                         : "built for io_uring sockets, but this program uses epoll"},
+        {plugins + "/throws.so", "its entry point threw an exception"},
+        {plugins + "/name.so", "its service type name pro be has characters other than A-Z a-z 0-9 _ -"},
         {plugins + "/malformed.so", "its descriptor is malformed"},
         {plugins + "/builtin.so", "it provides the service type echo, which this program has already"},
         {plugins + "/no_side.so", "its service type probe has neither a TCP nor a UDP side"},
@@ -175,9 +191,19 @@ TEST_CASE("plugins: a bad plugin is refused with a message and exit status 2") {
     out = check_config(scratch, "[p]\nplugin = " + plugins + "/good.so\nservice = echo\ntcp = 127.0.0.1:0\n", status);
     CHECK(status == 2);
     CHECK(out.find("[p] service: the plugin provides the service type probe, not \"echo\"") != std::string::npos);
+    out = check_config(scratch, "[p]\nplugin = " + plugins + "/factory_throws.so\ntcp = 127.0.0.1:0\n", status);
+    CHECK(status == 2);  // the plugin's factory let an exception out
+    CHECK(out.find("check.ini: [p]: the service could not be set up: stoi") != std::string::npos);
+    if (::geteuid() == 0) {  // a plugin file that another user could change
+        const auto theirs = scratch.copy(plugins + "/good.so", "theirs.so");
+        REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+        out = check_config(scratch, "[p]\nplugin = " + theirs + "\ntcp = 127.0.0.1:0\n", status);
+        CHECK(status == 2);
+        CHECK(out.find("\": the file belongs to another user (uid 65534)") != std::string::npos);
+    }
     out = check_config(scratch, "[p]\nplugin = " + plugins + "/good.so\nservice = probe\ntcp = 127.0.0.1:0\n", status);
-    CHECK(status == 0);  // the same plugin, nothing wrong with it
     INFO(out);
+    CHECK(status == 0);  // the same plugin, nothing wrong with it
 }
 
 TEST_CASE("plugins: a bad plugin at reload is refused and logged while the running ones keep serving") {

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
         options.reload = [&path]() -> std::optional<coserve::Config> {
             try {
                 return coserve::load_config_file(path);
-            } catch (const coserve::ConfigError& e) {
+            } catch (const std::exception& e) {  // ConfigError, or a file that vanished
                 COSERVE_LOG(coserve::Severity::error, "", "") << "reload: " << e.what() << "; the running configuration stays";
                 return std::nullopt;
             }

@@ -3,6 +3,7 @@
 #include <coserve/plugin.hpp>
 
 #include <memory>
+#include <stdexcept>
 
 namespace {
 
@@ -10,9 +11,13 @@ namespace {
 extern "C" void coserve_test_no_such_function();  // defined nowhere: dlopen(RTLD_NOW) fails
 #endif
 
+struct Oops {};  // an exception type that lives in the plugin
+
 std::unique_ptr<coserve::Service> make(coserve::Section&, const coserve::InstanceOptions&) {
 #if defined(BAD_UNDEFINED)
     coserve_test_no_such_function();
+#elif defined(BAD_FACTORY_THROWS)
+    throw std::invalid_argument("stoi");
 #endif
     return std::make_unique<coserve::Service>();
 }
@@ -21,6 +26,8 @@ std::unique_ptr<coserve::Service> make(coserve::Section&, const coserve::Instanc
 const coserve::ServiceType type{"echo", make};
 #elif defined(BAD_NO_SIDE)
 const coserve::ServiceType type{"probe", make, false, false};
+#elif defined(BAD_NAME)
+const coserve::ServiceType type{"pro be", make};
 #else
 const coserve::ServiceType type{"probe", make};
 #endif
@@ -29,7 +36,7 @@ const coserve::ServiceType type{"probe", make};
                                                              std::uint32_t boost, std::uint32_t flags,
                                                              const coserve::ServiceType* t) {
     static coserve_plugin_descriptor d{};
-    d = {magic, api, boost, flags, COSERVE_VERSION_STRING, "probe", t};
+    d = {magic, api, boost, flags, COSERVE_VERSION_STRING, t ? t->name.data() : "probe", t};
     return &d;
 }
 
@@ -48,6 +55,8 @@ ENTRY { return descriptor(COSERVE_PLUGIN_MAGIC, COSERVE_PLUGIN_API_VERSION + 1, 
 ENTRY { return descriptor(COSERVE_PLUGIN_MAGIC, COSERVE_PLUGIN_API_VERSION, 107400, COSERVE_PLUGIN_ABI_FLAGS, &type); }
 #elif defined(BAD_FLAGS)
 ENTRY { return descriptor(COSERVE_PLUGIN_MAGIC, COSERVE_PLUGIN_API_VERSION, BOOST_VERSION, COSERVE_PLUGIN_ABI_FLAGS ^ 1u, &type); }
+#elif defined(BAD_THROWS)
+ENTRY { throw Oops{}; }
 #elif defined(BAD_MALFORMED)
 ENTRY { return descriptor(COSERVE_PLUGIN_MAGIC, COSERVE_PLUGIN_API_VERSION, BOOST_VERSION, COSERVE_PLUGIN_ABI_FLAGS, nullptr); }
 #else
