@@ -241,6 +241,21 @@ TEST_CASE("plugins: a bad plugin at reload is refused and logged while the runni
     LineClient fresh(server.tcp("kv"));
     fresh.send_line("GET k");
     CHECK(fresh.line() == "NOT_FOUND");  // a new instance, with a new store
+    fresh.send_line("SET k v2");
+    CHECK(fresh.line() == "STORED");
+
+    // A symbolic link: the file it points to is the plugin. Unchanged, the
+    // instance stays; pointed at a new build, the instance is rebuilt.
+    fs::create_symlink(kv2, scratch.dir + "/kv-current.so");
+    const std::string linked = "[kv]\nplugin = " + scratch.dir + "/kv-current.so\ntcp = 127.0.0.1:" + port + "\n";
+    CHECK(reload(linked, "reload: 0 started, 0 changed, 0 stopped, 1 unchanged"));
+    const auto kv3 = scratch.copy(plugins + "/kv.so", "kv-3.so");
+    fs::remove(scratch.dir + "/kv-current.so");
+    fs::create_symlink(kv3, scratch.dir + "/kv-current.so");
+    CHECK(reload(linked, "reload: 0 started, 1 changed"));
+    LineClient newest(server.tcp("kv"));
+    newest.send_line("GET k");
+    CHECK(newest.line() == "NOT_FOUND");
     CHECK(server.log().find("Sanitizer") == std::string::npos);
 }
 
