@@ -51,6 +51,14 @@ std::string boost_text(std::uint32_t v) {
     return std::to_string(v / 100000) + "." + std::to_string(v / 100 % 1000) + "." + std::to_string(v % 100);
 }
 
+// COSERVE_PLUGIN_ABI_FLAGS in words.
+std::string abi_text(std::uint32_t flags) {
+    std::string text = (flags & 1u) ? "io_uring sockets" : "epoll sockets";
+    if (flags & 2u) text += " with libstdc++'s debug mode";
+    if (flags & 4u) text += " with Asio's handler tracking";
+    return text;
+}
+
 // Checks what the entry point returned; the message says what to rebuild.
 const ServiceType& check(const coserve_plugin_descriptor* d) {
     if (!d) refuse("not a coserve plugin: its entry point returned no descriptor");
@@ -63,8 +71,7 @@ const ServiceType& check(const coserve_plugin_descriptor* d) {
         refuse("built with Boost " + boost_text(d->boost_version) + ", but this program uses Boost " +
                boost_text(BOOST_VERSION) + ": rebuild the plugin with the same Boost");
     if (d->abi_flags != COSERVE_PLUGIN_ABI_FLAGS)
-        refuse(std::string("built for ") + ((d->abi_flags & 1) ? "io_uring" : "epoll") +
-               " sockets, but this program uses " + (COSERVE_PLUGIN_ABI_FLAGS ? "io_uring" : "epoll") +
+        refuse("built for " + abi_text(d->abi_flags) + ", but this program uses " + abi_text(COSERVE_PLUGIN_ABI_FLAGS) +
                ": rebuild the plugin against the same coserve build");
     const ServiceType* t = d->type;
     if (!t || !d->name || !t->create || t->name.empty() || std::string_view(d->name) != t->name)

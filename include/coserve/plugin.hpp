@@ -39,12 +39,25 @@
 #define COSERVE_PLUGIN_API_VERSION 1u
 #define COSERVE_PLUGIN_MAGIC 0x43535256u  // "CSRV"
 
-// Build options that change the layout of Asio's objects.
+// Build options that change the layout of Asio's or the standard library's
+// objects: io_uring sockets (1), libstdc++'s debug mode (2), Asio's handler
+// tracking (4).
 #if defined(BOOST_ASIO_HAS_IO_URING)
-#define COSERVE_PLUGIN_ABI_FLAGS 1u
+#define COSERVE_PLUGIN_ABI_URING 1u
 #else
-#define COSERVE_PLUGIN_ABI_FLAGS 0u
+#define COSERVE_PLUGIN_ABI_URING 0u
 #endif
+#if defined(_GLIBCXX_DEBUG)
+#define COSERVE_PLUGIN_ABI_STL_DEBUG 2u
+#else
+#define COSERVE_PLUGIN_ABI_STL_DEBUG 0u
+#endif
+#if defined(BOOST_ASIO_ENABLE_HANDLER_TRACKING)
+#define COSERVE_PLUGIN_ABI_TRACKING 4u
+#else
+#define COSERVE_PLUGIN_ABI_TRACKING 0u
+#endif
+#define COSERVE_PLUGIN_ABI_FLAGS (COSERVE_PLUGIN_ABI_URING | COSERVE_PLUGIN_ABI_STL_DEBUG | COSERVE_PLUGIN_ABI_TRACKING)
 
 extern "C" {
 
