@@ -138,6 +138,16 @@ check "and over UDP (nc -u)" "VALUE 1" "$(printf 'GET a\n' | nc -u -w 1 127.0.0.
 check "coserved loads guess.so beside it" "guess my number from 1 to 5; you have 7 tries (NEW: another number, SCORE: the scores)|ERR a whole number from 1 to 5, NEW or SCORE|" \
   "$(printf '6\n' | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" game tcp)" | tr -d '\r' | tr '\n' '|')"
 check "and reverse.so" "olleh" "$(echo hello | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" reverse tcp)" | tr -d '\r')"
+# A plugin built without CMake: the compile flags from pkg-config, no libraries.
+if PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" g++ -shared -fPIC -O1 "$top/examples/reverse/reverse.cpp" \
+     -o "$work/plugin/reverse-pc.so" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags coserve) \
+     >"$work/pc-plugin.log" 2>&1; then
+  check "a plugin builds with pkg-config --cflags coserve" 0 0
+else
+  check "a plugin builds with pkg-config --cflags coserve" 0 1; cat "$work/pc-plugin.log"
+fi
+printf '[reverse]\nplugin = reverse-pc.so\ntcp = 127.0.0.1:0\n' >"$work/plugin/pc.ini"
+check "and coserved takes it" 1 "$("$build/coserved" --check-config --config "$work/plugin/pc.ini" 2>&1 | grep -c '^\[reverse\] service reverse$')"
 stop "coserved with three plugins"
 check "no error in its log" "" "$(grep -i -e error -e warning "$work/plugin/log")"
 finish e2e_install
