@@ -25,7 +25,7 @@ struct Loaded {
 };
 
 std::mutex loaded_mutex;
-std::map<std::string, Loaded> loaded;  // by path as configured; never unloaded
+std::map<std::string, Loaded> loaded;  // by real path; never unloaded
 
 bool same_file(const struct stat& a, const struct stat& b) {
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
