@@ -582,6 +582,11 @@ private:
 
     void quit(Member& m, std::string_view notice, FlushList& flush) {
         std::lock_guard lock(mutex_);
+        remove_locked(m, notice, flush);
+    }
+
+    // Takes `m` out of its room and of the names, here and in the cluster.
+    void remove_locked(Member& m, std::string_view notice, FlushList& flush) {
         who_remove(m.nick);  // before the leave is heard
         leave_room_locked(m, notice, flush);
         if (nicks_.erase(chat_key(m.nick))) {
@@ -589,6 +594,71 @@ private:
             release_nick(m.nick);
         }
         clients_ = nicks_.size();
+    }
+
+    // A line or an action of `m` to its room, here and to the other daemons.
+    void say_locked(Member& m, const MessageRef& msg, std::string_view kind, std::string_view text, FlushList& flush) {
+        ++messages_;
+        broadcast_locked(*m.room, msg, &m, flush);
+        remember_locked(*m.room, msg);
+        remember_cluster(*m.room, msg);
+        publish(kind, *m.room, m.nick, text);
+    }
+
+    // Renames `m` to `name`, which is free here (and claimed in the cluster
+    // when there is one), and tells the room.
+    void rename_locked(Member& m, const std::string& name, FlushList& flush) {
+        const std::string old = m.nick;
+        nicks_.erase(chat_key(old));
+        m.nick = name;
+        nicks_.emplace(chat_key(name), &m);
+        if (chat_key(old) != chat_key(name)) {
+            release_nick(old);
+            unwatch_nick(old);
+            watch_nick(m.nick);
+        }
+        who_remove(old);
+        who_set(m.nick, m.room->name);
+        tell(m, {"* you are now known as ", m.nick}, flush);
+        broadcast_locked(*m.room, make({"* ", old, " is now known as ", m.nick}), &m, flush);
+        publish("nick", *m.room, m.nick, old);
+    }
+
+    // Moves `self` to the room `target`; `history` as for enter_locked.
+    void move_locked(const std::shared_ptr<Member>& self, const std::string& target, FlushList& flush,
+                     const std::vector<std::string>* history = nullptr) {
+        who_set(self->nick, target);  // before the leave is heard
+        leave_room_locked(*self, "left for #" + target, flush);
+        enter_locked(self, room_locked(target), false, flush, history);
+    }
+
+    // /who or /rooms: this daemon's members, and the other daemons' from
+    // `cluster` (the who script's reply: daemon, nick, room, ...) if given.
+    void tell_members_locked(Member& m, ChatCommand::Kind kind, const detail::RedisReply* cluster, FlushList& flush) {
+        std::vector<std::string> names;
+        RoomCounts counts;
+        for (auto& [key, room] : rooms_) counts[key] = {room->name, room->members.size()};
+        for (auto& member : m.room->members) names.push_back(member->nick);
+        const auto here = chat_key(m.room->name);
+        if (cluster)
+            for (std::size_t i = 0; i + 2 < cluster->elements.size(); i += 3) {
+                const std::string& daemon = cluster->elements[i];
+                const std::string& nick = cluster->elements[i + 1];
+                const std::string& room = cluster->elements[i + 2];
+                if (daemon == id_) continue;  // ours come from our own state
+                const auto key = chat_key(room);
+                auto& count = counts[key];
+                if (count.first.empty()) count.first = room;
+                ++count.second;
+                if (key == here) names.push_back(nick);
+            }
+        if (kind == ChatCommand::Kind::who) tell(m, {who_text(m.room->name, std::move(names))}, flush);
+        else tell(m, {rooms_text(counts)}, flush);
+    }
+
+    // The claim script's command for `nick` (claim_script).
+    std::vector<std::string> claim_command(std::string_view nick) const {
+        return {"EVAL", std::string(claim_script), "1", nick_prefix_ + chat_key(nick), id_, ttl_};
     }
 
     // One input line from `m`.
@@ -657,64 +727,32 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     if (!allow(m, flush)) return;
     std::lock_guard lock(mutex_);
     switch (cmd.kind) {
-    case K::text: {
-        auto msg = make({"<", m.nick, "> ", cmd.text});
-        ++messages_;
-        broadcast_locked(*m.room, msg, &m, flush);
-        remember_locked(*m.room, msg);
-        remember_cluster(*m.room, msg);
-        publish("msg", *m.room, m.nick, cmd.text);
+    case K::text:
+        say_locked(m, make({"<", m.nick, "> ", cmd.text}), "msg", cmd.text, flush);
         break;
-    }
-    case K::me: {
+    case K::me:
         if (cmd.text.empty()) return tell(m, {"* error: usage: /me ACTION"}, flush);
-        auto msg = make({"* ", m.nick, " ", cmd.text});
-        ++messages_;
-        broadcast_locked(*m.room, msg, &m, flush);
-        remember_locked(*m.room, msg);
-        remember_cluster(*m.room, msg);
-        publish("me", *m.room, m.nick, cmd.text);
+        say_locked(m, make({"* ", m.nick, " ", cmd.text}), "me", cmd.text, flush);
         break;
-    }
     case K::nick: {
         if (!valid_chat_name(cmd.arg))
             return tell(m, {"* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)"}, flush);
         const auto key = chat_key(cmd.arg);
         auto it = nicks_.find(key);
         if (it != nicks_.end() && it->second != &m) return tell(m, {"* error: nickname ", cmd.arg, " is taken"}, flush);
-        const std::string old = m.nick;
-        nicks_.erase(chat_key(old));
-        m.nick = cmd.arg;
-        nicks_.emplace(key, &m);
-        if (chat_key(old) != key) {
-            unwatch_nick(old);
-            watch_nick(m.nick);
-        }
-        tell(m, {"* you are now known as ", m.nick}, flush);
-        broadcast_locked(*m.room, make({"* ", old, " is now known as ", m.nick}), &m, flush);
-        publish("nick", *m.room, m.nick, old);
+        rename_locked(m, std::string(cmd.arg), flush);
         break;
     }
-    case K::who: {
-        std::vector<std::string> names;
-        for (auto& member : m.room->members) names.push_back(member->nick);
-        tell(m, {who_text(m.room->name, std::move(names))}, flush);
+    case K::who:
+    case K::rooms:
+        tell_members_locked(m, cmd.kind, nullptr, flush);
         break;
-    }
     case K::join: {
         std::string_view name = cmd.arg;
         if (name.starts_with('#')) name.remove_prefix(1);
         if (!valid_chat_name(name)) return tell(m, {"* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)"}, flush);
         if (chat_key(name) == chat_key(m.room->name)) return tell(m, {"* error: you are already in #", m.room->name}, flush);
-        const std::string target(name);
-        leave_room_locked(m, "left for #" + target, flush);
-        enter_locked(self, room_locked(target), false, flush);
-        break;
-    }
-    case K::rooms: {
-        RoomCounts counts;
-        for (auto& [key, room] : rooms_) counts[key] = {room->name, room->members.size()};
-        tell(m, {rooms_text(counts)}, flush);
+        move_locked(self, std::string(name), flush);
         break;
     }
     case K::msg: {
@@ -742,13 +780,7 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
         break;
     }
     case K::quit:
-        who_remove(m.nick);  // before the leave is heard
-        leave_room_locked(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
-        if (nicks_.erase(chat_key(m.nick))) {
-            unwatch_nick(m.nick);
-            release_nick(m.nick);
-        }
-        clients_ = nicks_.size();
+        remove_locked(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
         tell(m, {"* bye"}, flush);
         quitting = true;
         break;
@@ -835,7 +867,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
         }
         const bool new_key = chat_key(m.nick) != key;  // m.nick changes only on this reader
         if (new_key) {
-            std::vector<std::string> argv{"EVAL", std::string(claim_script), "1", nick_prefix_ + key, id_, ttl_};
+            auto argv = claim_command(name);
             auto r = co_await ask(m, std::move(argv));
             if (r && r->ok && r->integer != 1) {
                 tell(m, {"* error: nickname ", name, " is taken"}, flush);
@@ -850,20 +882,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
             tell(m, {"* error: nickname ", name, " is taken"}, flush);
             co_return;
         }
-        const std::string old = m.nick;
-        nicks_.erase(chat_key(old));
-        m.nick = name;
-        nicks_.emplace(key, &m);
-        if (new_key) {
-            release_nick(old);
-            unwatch_nick(old);
-            watch_nick(m.nick);
-        }
-        who_remove(old);
-        who_set(m.nick, m.room->name);
-        tell(m, {"* you are now known as ", m.nick}, flush);
-        broadcast_locked(*m.room, make({"* ", old, " is now known as ", m.nick}), &m, flush);
-        publish("nick", *m.room, m.nick, old);
+        rename_locked(m, name, flush);
         co_return;
     }
     case K::who:
@@ -872,26 +891,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
         auto r = co_await ask(m, std::move(argv));
         std::lock_guard lock(mutex_);
         if (!m.room) co_return;
-        // Ours from our own state; the other daemons' from Redis.
-        std::vector<std::string> names;
-        RoomCounts counts;
-        for (auto& [key, room] : rooms_) counts[key] = {room->name, room->members.size()};
-        for (auto& member : m.room->members) names.push_back(member->nick);
-        const auto here = chat_key(m.room->name);
-        if (r && r->ok)
-            for (std::size_t i = 0; i + 2 < r->elements.size(); i += 3) {
-                const std::string& daemon = r->elements[i];
-                const std::string& nick = r->elements[i + 1];
-                const std::string& room = r->elements[i + 2];
-                if (daemon == id_) continue;
-                const auto key = chat_key(room);
-                auto& count = counts[key];
-                if (count.first.empty()) count.first = room;
-                ++count.second;
-                if (key == here) names.push_back(nick);
-            }
-        if (cmd.kind == K::who) tell(m, {who_text(m.room->name, std::move(names))}, flush);
-        else tell(m, {rooms_text(counts)}, flush);
+        tell_members_locked(m, cmd.kind, r && r->ok ? &*r : nullptr, flush);
         co_return;
     }
     case K::join: {
@@ -914,9 +914,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
         const auto history = co_await cluster_history(m, target);
         std::lock_guard lock(mutex_);
         if (!m.room || chat_key(target) == chat_key(m.room->name)) co_return;
-        who_set(m.nick, target);  // before the leave is heard
-        leave_room_locked(m, "left for #" + target, flush);
-        enter_locked(self, room_locked(target), false, flush, history ? &*history : nullptr);
+        move_locked(self, target, flush, history ? &*history : nullptr);
         co_return;
     }
     default:
@@ -938,12 +936,11 @@ void Chat::on_cluster_tick(detail::RedisLink& link) {
     }
     link.command(std::move(refresh));
     for (auto& nick : nicks)
-        link.command({"EVAL", std::string(claim_script), "1", nick_prefix_ + chat_key(nick), id_, ttl_},
-                       [log_name = o_.log_name, nick](const detail::RedisReply& r) {
-                           if (r.ok && r.integer == 0)
-                               COSERVE_LOG(Severity::warning, log_name, "")
-                                   << "nickname " << nick << " is also in use on another daemon (given out while the cluster link was down)";
-                       });
+        link.command(claim_command(nick), [log_name = o_.log_name, nick](const detail::RedisReply& r) {
+            if (r.ok && r.integer == 0)
+                COSERVE_LOG(Severity::warning, log_name, "")
+                    << "nickname " << nick << " is also in use on another daemon (given out while the cluster link was down)";
+        });
 }
 
 // An event from another daemon (on the link's strand).
@@ -1045,7 +1042,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
             auto n = co_await ask(*m, std::move(incr));
             if (!n || !n->ok) break;
             const std::string name = "guest" + std::to_string(n->integer);
-            std::vector<std::string> argv{"EVAL", std::string(claim_script), "1", nick_prefix_ + chat_key(name), id_, ttl_};
+            auto argv = claim_command(name);
             auto claim = co_await ask(*m, std::move(argv));
             if (!claim || !claim->ok) break;
             if (claim->integer == 1) guest = name;
