@@ -3,10 +3,10 @@
 // (hiredis closes it), all on one strand.
 #include "redis_link.hpp"
 
+#include <coserve/config.hpp>
 #include <coserve/log.hpp>
 
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/address.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 
@@ -14,6 +14,7 @@
 #include <hiredis/hiredis.h>
 
 #include <charconv>
+#include <stdexcept>
 
 namespace coserve::detail {
 
@@ -35,33 +36,25 @@ std::optional<RedisAddress> parse_redis_url(std::string_view url) {
     url.remove_prefix(scheme.size());
     RedisAddress a;
     const auto slash = url.find('/');
-    std::string_view hostport = url.substr(0, slash);
     if (slash != std::string_view::npos) {
         long db = 0;
         if (!parse_number(url.substr(slash + 1), 65535, db)) return std::nullopt;
         a.db = static_cast<int>(db);
     }
-    std::string_view host, port;
-    if (hostport.starts_with('[')) {
-        const auto close = hostport.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        host = hostport.substr(1, close - 1);
-        std::string_view rest = hostport.substr(close + 1);
-        if (!rest.empty() && !rest.starts_with(':')) return std::nullopt;
-        if (!rest.empty()) port = rest.substr(1);
-        else port = "6379";
-    } else {
-        const auto colon = hostport.find(':');
-        host = hostport.substr(0, colon);
-        port = colon == std::string_view::npos ? "6379" : hostport.substr(colon + 1);
+    // HOST:PORT as an instance's endpoints are written (numeric, [IPv6]),
+    // where the port may be left out (6379) and neither * nor port 0 is allowed.
+    std::string hostport(url.substr(0, slash));
+    if (hostport.find_first_of(" \t") != std::string::npos) return std::nullopt;  // parse_endpoint trims blanks
+    if (hostport.ends_with(']') || hostport.find(':') == std::string::npos) hostport += ":6379";
+    Endpoint e;
+    try {
+        e = parse_endpoint(hostport);
+    } catch (const std::invalid_argument&) {
+        return std::nullopt;
     }
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(std::string(host), ec);
-    if (ec || (host.find(':') != std::string_view::npos && !hostport.starts_with('['))) return std::nullopt;
-    long p = 0;
-    if (!parse_number(port, 65535, p) || p == 0) return std::nullopt;
-    a.host = address.to_string();
-    a.port = static_cast<unsigned short>(p);
+    if (e.any || e.port == 0) return std::nullopt;
+    a.host = e.address.to_string();
+    a.port = e.port;
     return a;
 }
 
