@@ -38,8 +38,6 @@ using asio::ip::tcp;
 using asio::ip::udp;
 using detail::Instance;
 
-// Bound sockets waiting for an instance, as released descriptors: fresh ones,
-// or ones an instance gave up in a reload. Closes what nobody took.
 // One thread: Asio skips the per-descriptor locks of its reactor (every socket
 // is used only from the loop's thread); posting from other threads, as
 // Server::stop() and reload() do, stays safe. More threads: fully locking.
@@ -47,6 +45,8 @@ int io_concurrency_hint(int threads) {
     return threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : threads;
 }
 
+// Bound sockets waiting for an instance, as released descriptors: fresh ones,
+// or ones an instance gave up in a reload. Closes what nobody took.
 struct SocketPool {
     struct Tcp {
         int fd;
@@ -114,6 +114,7 @@ struct Server::Impl {
     std::unique_ptr<Instance> assemble(const InstanceConfig& ic, SocketPool& pool);
     void reload(Config next);
     void announce(const Instance& inst) const;
+    void launch(Instance& inst);
     void begin_shutdown();
     void watch_signals();
     asio::awaitable<void> watchdog();
@@ -377,10 +378,7 @@ void Server::start() {
     ::sigaction(SIGPIPE, &ignore, nullptr);
     impl_->work.emplace(impl_->ioc->get_executor());
     for (auto& inst : impl_->instances) {
-        impl_->announce(*inst);
-        inst->config.service->start(impl_->ioc->get_executor());
-        detail::start_tcp(*inst);
-        detail::start_udp(*inst);
+        impl_->launch(*inst);
     }
     impl_->metrics_source.metrics = [impl = impl_.get()] { return detail::metrics_text(impl->instances, impl->started_at); };
     impl_->metrics_source.instances = [impl = impl_.get()] { return detail::instances_json(impl->instances); };
@@ -397,6 +395,14 @@ void Server::start() {
         impl_->signals->add(SIGUSR1);
         impl_->watch_signals();
     }
+}
+
+// An instance begins: logged, its service's own I/O started, then its listeners.
+void Server::Impl::launch(Instance& inst) {
+    announce(inst);
+    inst.config.service->start(ioc->get_executor());
+    detail::start_tcp(inst);
+    detail::start_udp(inst);
 }
 
 void Server::Impl::announce(const Instance& inst) const {
@@ -509,10 +515,7 @@ void Server::Impl::reload(Config next) {
             continue;
         }
         auto inst = assemble(*wanted[w], pool);
-        announce(*inst);
-        inst->config.service->start(ioc->get_executor());
-        detail::start_tcp(*inst);
-        detail::start_udp(*inst);
+        launch(*inst);
         next_instances.push_back(std::move(inst));
         if (!old_by_name.contains(wanted[w]->name)) ++started_count;
     }
