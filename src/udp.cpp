@@ -37,6 +37,16 @@ struct Batch {
     std::vector<sockaddr_storage> from;
 };
 
+// One message of a batch: one buffer, one peer address.
+void set_message(mmsghdr& m, iovec& iov, char* data, std::size_t size, sockaddr_storage* peer, socklen_t peer_len) {
+    iov = {data, size};
+    m.msg_hdr = msghdr{};
+    m.msg_hdr.msg_name = peer;
+    m.msg_hdr.msg_namelen = peer_len;
+    m.msg_hdr.msg_iov = &iov;
+    m.msg_hdr.msg_iovlen = 1;
+}
+
 udp::endpoint endpoint_of(const sockaddr_storage& sa, socklen_t len) {
     udp::endpoint ep;
     std::memcpy(ep.data(), &sa, std::min<std::size_t>(len, sizeof sa));
@@ -85,14 +95,9 @@ asio::awaitable<void> receive_loop(Instance& inst, udp::socket& socket) {
     socket.non_blocking(true, ignored);
     std::size_t since_yield = 0;
     for (;;) {
-        for (std::size_t i = 0; i < b.size; ++i) {
-            b.rx_iov[i] = {b.in.get() + i * Batch::slot, Batch::slot};
-            b.rx[i].msg_hdr = msghdr{};
-            b.rx[i].msg_hdr.msg_name = &b.from[i];
-            b.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-            b.rx[i].msg_hdr.msg_iov = &b.rx_iov[i];
-            b.rx[i].msg_hdr.msg_iovlen = 1;
-        }
+        for (std::size_t i = 0; i < b.size; ++i)
+            set_message(b.rx[i], b.rx_iov[i], b.in.get() + i * Batch::slot, Batch::slot, &b.from[i],
+                        sizeof(sockaddr_storage));
         int got = ::recvmmsg(fd, b.rx.data(), static_cast<unsigned>(b.size), MSG_DONTWAIT, nullptr);
         if (got < 0) {
             int e = errno;
@@ -114,12 +119,7 @@ asio::awaitable<void> receive_loop(Instance& inst, udp::socket& socket) {
             std::size_t size = answer(inst, std::span<const char>(b.in.get() + i * Batch::slot, b.rx[i].msg_len), from,
                                       std::span<char>(reply, Batch::slot));
             if (size == Service::no_reply) continue;
-            b.tx_iov[replies] = {reply, size};
-            b.tx[replies].msg_hdr = msghdr{};
-            b.tx[replies].msg_hdr.msg_name = &b.from[i];
-            b.tx[replies].msg_hdr.msg_namelen = h.msg_namelen;
-            b.tx[replies].msg_hdr.msg_iov = &b.tx_iov[replies];
-            b.tx[replies].msg_hdr.msg_iovlen = 1;
+            set_message(b.tx[replies], b.tx_iov[replies], reply, size, &b.from[i], h.msg_namelen);
             ++replies;
         }
         for (std::size_t sent = 0; sent < replies;) {
