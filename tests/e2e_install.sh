@@ -22,18 +22,23 @@ for f in include/coserve/server.hpp include/coserve/service.hpp include/coserve/
 done
 check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e plugin.hpp -e server.hpp -e service.hpp -e version.hpp)"
 
-# build_against_prefix NAME SOURCE BUILD: configures and builds an outside
-# project against the scratch prefix (warnings are errors there too), and
-# records whether that worked.
-build_against_prefix() {
-  if cmake -S "$2" -B "$3" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release \
-       -DCMAKE_CXX_FLAGS="-Wall -Wextra -Wpedantic -Werror" >"$3.log" 2>&1 &&
-     cmake --build "$3" -j2 >>"$3.log" 2>&1; then
-    check "$1" 0 0
+# succeeds NAME LOG COMMAND...: runs COMMAND (its output to LOG) and records
+# whether it worked, showing LOG when not.
+succeeds() {
+  local name=$1 log=$2; shift 2
+  if "$@" >"$log" 2>&1; then
+    check "$name" 0 0
   else
-    check "$1" 0 1; cat "$3.log"
+    check "$name" 0 1; cat "$log"
   fi
 }
+# cmake_project SOURCE BUILD: configures and builds an outside project against
+# the scratch prefix (warnings are errors there too).
+cmake_project() {
+  cmake -S "$1" -B "$2" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_FLAGS="-Wall -Wextra -Wpedantic -Werror" && cmake --build "$2" -j2
+}
+build_against_prefix() { succeeds "$1" "$3.log" cmake_project "$2" "$3"; }
 
 cp -r "$top/tests/consumer" "$work/src"
 build_against_prefix "an outside project builds with find_package(coserve 1)" "$work/src" "$work/bld"
@@ -49,12 +54,8 @@ sed -i 's/find_package(coserve 1 REQUIRED)/find_package(coserve 2 REQUIRED)/' "$
 cmake -S "$work/src" -B "$work/bld2" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/cmake2.log" 2>&1
 check "find_package(coserve 2) is refused" 1 $?
 
-if PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" g++ -O1 "$top/tests/consumer/main.cpp" -o "$work/consumer_pc" \
-     $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve) >"$work/pc.log" 2>&1; then
-  check "builds with pkg-config --cflags --libs coserve" 0 0
-else
-  check "builds with pkg-config --cflags --libs coserve" 0 1; cat "$work/pc.log"
-fi
+succeeds "builds with pkg-config --cflags --libs coserve" "$work/pc.log" g++ -O1 "$top/tests/consumer/main.cpp" \
+  -o "$work/consumer_pc" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve)
 check "and runs" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_pc" 2>/dev/null)"
 # example NAME: examples/NAME (a service of its own, with its own main and
@@ -139,13 +140,9 @@ check "coserved loads guess.so beside it" "guess my number from 1 to 5; you have
   "$(printf '6\n' | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" game tcp)" | tr -d '\r' | tr '\n' '|')"
 check "and reverse.so" "olleh" "$(echo hello | nc -N -w 5 127.0.0.1 "$(port "$work/plugin/log" reverse tcp)" | tr -d '\r')"
 # A plugin built without CMake: the compile flags from pkg-config, no libraries.
-if PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" g++ -shared -fPIC -O1 "$top/examples/reverse/reverse.cpp" \
-     -o "$work/plugin/reverse-pc.so" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags coserve) \
-     >"$work/pc-plugin.log" 2>&1; then
-  check "a plugin builds with pkg-config --cflags coserve" 0 0
-else
-  check "a plugin builds with pkg-config --cflags coserve" 0 1; cat "$work/pc-plugin.log"
-fi
+succeeds "a plugin builds with pkg-config --cflags coserve" "$work/pc-plugin.log" g++ -shared -fPIC -O1 \
+  "$top/examples/reverse/reverse.cpp" -o "$work/plugin/reverse-pc.so" \
+  $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags coserve)
 printf '[reverse]\nplugin = reverse-pc.so\ntcp = 127.0.0.1:0\n' >"$work/plugin/pc.ini"
 check "and coserved takes it" 1 "$("$build/coserved" --check-config --config "$work/plugin/pc.ini" 2>&1 | grep -c '^\[reverse\] service reverse$')"
 stop "coserved with three plugins"
