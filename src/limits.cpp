@@ -62,21 +62,11 @@ SourceLimits::Entry* SourceLimits::entry(const Key& k, clock::time_point now) {
         if (table_.size() >= max_sources) return nullptr;
     }
     Entry& e = table_[k];
-    e.tcp_tokens = connect_rate_.burst;
-    e.udp_tokens = udp_rate_.burst;
-    e.tcp_refill = e.udp_refill = e.seen = now;
+    e.connects = TokenBucket(connect_rate_, now);
+    e.datagrams = TokenBucket(udp_rate_, now);
+    e.seen = now;
     return &e;
 }
-
-namespace {
-bool take_token(double& tokens, clock::time_point& refill, const Rate& rate, clock::time_point now) {
-    tokens = std::min(rate.burst, tokens + std::chrono::duration<double>(now - refill).count() * rate.per_second);
-    refill = now;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-}
-}  // namespace
 
 Refusal SourceLimits::admit_connection(const ip::address& a) {
     if (!allowed(a)) return Refusal::acl;
@@ -86,7 +76,7 @@ Refusal SourceLimits::admit_connection(const ip::address& a) {
     Entry* e = entry(key(a), now);
     if (!e) return Refusal::table_full;
     if (max_per_source_ > 0 && e->connections >= max_per_source_) return Refusal::per_source;
-    if (connect_rate_.limited() && !take_token(e->tcp_tokens, e->tcp_refill, connect_rate_, now)) return Refusal::rate;
+    if (connect_rate_.limited() && !e->connects.take(connect_rate_, now)) return Refusal::rate;
     ++e->connections;
     return Refusal::none;
 }
@@ -105,7 +95,7 @@ Refusal SourceLimits::admit_datagram(const ip::address& a) {
     std::lock_guard lock(mutex_);
     Entry* e = entry(key(a), now);
     if (!e) return Refusal::table_full;
-    return take_token(e->udp_tokens, e->udp_refill, udp_rate_, now) ? Refusal::none : Refusal::rate;
+    return e->datagrams.take(udp_rate_, now) ? Refusal::none : Refusal::rate;
 }
 
 bool SourceLimits::should_log(const ip::address& a) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <coserve/config.hpp>
+#include <coserve/token_bucket.hpp>
 
 #include <boost/asio/ip/address.hpp>
 
@@ -54,8 +55,8 @@ private:
     };
     struct Entry {
         long long connections = 0;
-        double tcp_tokens = 0, udp_tokens = 0;
-        std::chrono::steady_clock::time_point tcp_refill{}, udp_refill{}, seen{}, logged{};
+        TokenBucket connects, datagrams;
+        std::chrono::steady_clock::time_point seen{}, logged{};
     };
     static Key key(const boost::asio::ip::address& a) noexcept;
     Entry* entry(const Key& k, std::chrono::steady_clock::time_point now);  // mutex held; nullptr when full
