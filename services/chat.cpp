@@ -20,6 +20,7 @@
 #include <coserve/connection.hpp>
 #include <coserve/lines.hpp>
 #include <coserve/service.hpp>
+#include <coserve/token_bucket.hpp>
 
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -47,6 +48,9 @@ namespace {
 
 namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
+
+// Guest numbers are unique in the process, across chat instances.
+std::atomic<std::uint64_t> next_guest{0};
 
 // ---- messages ---------------------------------------------------------------
 
@@ -185,9 +189,9 @@ struct Member : std::enable_shared_from_this<Member> {
     std::optional<detail::RedisReply> reply;
     unsigned ask_seq = 0;
     // Rate limit (reader only).
-    double tokens = 0;
-    clock::time_point refill{};
-    bool told_slow_down = false;
+    TokenBucket bucket;
+    // How the line being handled ended: replies to it end the same way (reader only).
+    std::string_view eol = "\r\n";
 };
 
 // The members whose queues one sender touched; flushed when its input runs dry.
@@ -210,8 +214,7 @@ struct ChatOptions {
     std::size_t history;
     std::size_t max_clients;
     std::size_t max_queue;
-    double rate;  // lines per second; 0 = no limit
-    double burst;
+    Rate rate;  // lines per second; 0 = no limit
 };
 
 // "* N in #room: a, b, c", names in case-insensitive order.
@@ -304,8 +307,11 @@ public:
               static_cast<double>(deliveries_.load()));
         w.add("chat_slow_consumers_total", "counter", "Clients dropped because their queue overflowed.",
               static_cast<double>(slow_consumers_.load()));
-        w.add("chat_rate_limited_total", "counter", "Lines dropped by the per-client rate limit.",
-              static_cast<double>(rate_dropped_.load()));
+        w.add("chat_rate_limited_total", "counter",
+              "Lines held back by the per-client rate limit (delayed until within the rate, never dropped).",
+              static_cast<double>(rate_delayed_.load()));
+        w.add("chat_rate_delay_seconds_total", "counter", "Time clients' reading was paused by the rate limit.",
+              static_cast<double>(rate_delay_ns_.load()) / 1e9);
         if (!link_) return;
         w.add("chat_cluster_up", "gauge", "1 while the Redis link is up (backend = redis://).", link_->up() ? 1 : 0);
         w.add("chat_cluster_reconnects_total", "counter", "Reconnection attempts to Redis.",
@@ -357,7 +363,7 @@ private:
     }
     asio::awaitable<std::optional<detail::RedisReply>> ask(Member& m, std::vector<std::string> argv);
     asio::awaitable<std::optional<std::vector<std::string>>> cluster_history(Member& m, std::string_view room);
-    asio::awaitable<void> handle_cluster(const std::shared_ptr<Member>& self, std::string_view line, FlushList& flush);
+    asio::awaitable<void> handle_cluster(const std::shared_ptr<Member>& self, const ChatCommand& cmd, FlushList& flush);
     void on_cluster_tick(detail::RedisLink& link);
     void on_cluster_message(std::string_view channel, std::string_view payload);
     void on_cluster_state(bool up);
@@ -368,11 +374,12 @@ private:
             for (auto& member : room->members) f(*member);
     }
 
-    MessageRef make(std::initializer_list<std::string_view> parts) {
+    // Lines the server starts end in CRLF; a reply to a line ends as that line did.
+    MessageRef make(std::initializer_list<std::string_view> parts, std::string_view eol = "\r\n") {
         MessageRef m(pool_.acquire());
         m->text.clear();
         for (auto p : parts) m->text.append(p);
-        m->text.append("\r\n");
+        m->text.append(eol);
         return m;
     }
 
@@ -500,6 +507,10 @@ private:
     void tell(Member& member, std::initializer_list<std::string_view> parts, FlushList& flush) {
         enqueue(member, make(parts), flush);
     }
+    // A reply to the line `member` sent (reader only).
+    void reply(Member& member, std::initializer_list<std::string_view> parts, FlushList& flush) {
+        enqueue(member, make(parts, member.eol), flush);
+    }
 
     // Everyone in `room` but `except` (hub mutex held).
     void broadcast_locked(Room& room, const MessageRef& m, const Member* except, FlushList& flush) {
@@ -527,7 +538,7 @@ private:
         m->index = room.members.size();
         room.members.push_back(m);
         if (welcome) tell(*m, {"* welcome to #", room.name, ", you are ", m->nick, " (type /help for commands)"}, flush);
-        else tell(*m, {"* you joined #", room.name}, flush);
+        else reply(*m, {"* you joined #", room.name}, flush);
         if (history) {
             for (const auto& line : *history) tell(*m, {line}, flush);
         } else if (o_.history > 0) {
@@ -570,7 +581,7 @@ private:
         if (!guest.empty() && !nicks_.contains(chat_key(guest))) {
             m->nick = guest;
         } else {
-            do m->nick = "guest" + std::to_string(++guest_counter_);
+            do m->nick = "guest" + std::to_string(++next_guest);
             while (nicks_.contains(chat_key(m->nick)));
         }
         nicks_.emplace(chat_key(m->nick), m.get());
@@ -619,7 +630,7 @@ private:
         }
         who_remove(old);
         who_set(m.nick, m.room->name);
-        tell(m, {"* you are now known as ", m.nick}, flush);
+        reply(m, {"* you are now known as ", m.nick}, flush);
         broadcast_locked(*m.room, make({"* ", old, " is now known as ", m.nick}), &m, flush);
         publish("nick", *m.room, m.nick, old);
     }
@@ -652,8 +663,8 @@ private:
                 ++count.second;
                 if (key == here) names.push_back(nick);
             }
-        if (kind == ChatCommand::Kind::who) tell(m, {who_text(m.room->name, std::move(names))}, flush);
-        else tell(m, {rooms_text(counts)}, flush);
+        if (kind == ChatCommand::Kind::who) reply(m, {who_text(m.room->name, std::move(names))}, flush);
+        else reply(m, {rooms_text(counts)}, flush);
     }
 
     // The claim script's command for `nick` (claim_script).
@@ -662,8 +673,8 @@ private:
     }
 
     // One input line from `m`.
-    void handle(const std::shared_ptr<Member>& self, std::string_view line, bool& quitting, FlushList& flush);
-    bool allow(Member& m, FlushList& flush);
+    void handle(const std::shared_ptr<Member>& self, const ChatCommand& cmd, bool& quitting, FlushList& flush);
+    asio::awaitable<void> pace(Member& m, asio::steady_timer& timer, FlushList& flush);
 
     asio::awaitable<void> writer(Connection& c, std::shared_ptr<Member> m);
 
@@ -672,8 +683,7 @@ private:
     std::mutex mutex_;
     std::map<std::string, std::unique_ptr<Room>> rooms_;  // by chat_key(name), so /rooms is sorted
     std::unordered_map<std::string, Member*> nicks_;       // by chat_key(nick)
-    std::uint64_t guest_counter_ = 0;
-    std::atomic<std::uint64_t> rate_dropped_{0};
+    std::atomic<std::uint64_t> rate_delayed_{0}, rate_delay_ns_{0};
     std::atomic<std::uint64_t> slow_consumers_{0};
     std::atomic<std::uint64_t> messages_{0};
     std::atomic<std::uint64_t> deliveries_{0};
@@ -700,46 +710,47 @@ const char* const help_lines[] = {
     "*   /msg NAME TEXT   a private message",
     "*   /quit [REASON]   leave",
     "*   //TEXT           send TEXT starting with one /",
+    "*   /help            this list",
 };
 
-bool Chat::allow(Member& m, FlushList& flush) {
-    if (o_.rate <= 0) return true;
-    const auto now = clock::now();
-    const double elapsed = std::chrono::duration<double>(now - m.refill).count();
-    m.refill = now;
-    m.tokens = std::min(o_.burst, m.tokens + elapsed * o_.rate);
-    if (m.tokens >= 1) {
-        m.tokens -= 1;
-        m.told_slow_down = false;
-        return true;
+// Fakelag, as IRC servers do it: a client over its rate is not read until
+// it is back within it. Its later lines wait in our line buffer and in the
+// kernel's (TCP flow control), and none is lost. What it was sent meanwhile
+// is flushed first.
+asio::awaitable<void> Chat::pace(Member& m, asio::steady_timer& timer, FlushList& flush) {
+    if (!o_.rate.limited()) co_return;
+    bool delayed = false;
+    while (!m.bucket.take(o_.rate, clock::now())) {
+        const auto wait = m.bucket.wait(o_.rate, clock::now());
+        if (!delayed) {
+            delayed = true;
+            ++rate_delayed_;
+            co_await flush_sliced(flush);
+        }
+        rate_delay_ns_ += static_cast<std::uint64_t>(std::chrono::nanoseconds(wait).count());
+        timer.expires_after(wait);
+        co_await timer.async_wait(asio::deferred);
     }
-    ++rate_dropped_;
-    if (!m.told_slow_down) tell(m, {"* error: slow down"}, flush);
-    m.told_slow_down = true;
-    return false;
 }
 
-void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bool& quitting, FlushList& flush) {
+void Chat::handle(const std::shared_ptr<Member>& self, const ChatCommand& cmd, bool& quitting, FlushList& flush) {
     Member& m = *self;
-    const ChatCommand cmd = parse_chat_line(line);
     using K = ChatCommand::Kind;
-    if (cmd.kind == K::empty) return;
-    if (!allow(m, flush)) return;
     std::lock_guard lock(mutex_);
     switch (cmd.kind) {
     case K::text:
         say_locked(m, make({"<", m.nick, "> ", cmd.text}), "msg", cmd.text, flush);
         break;
     case K::me:
-        if (cmd.text.empty()) return tell(m, {"* error: usage: /me ACTION"}, flush);
+        if (cmd.text.empty()) return reply(m, {"* error: usage: /me ACTION"}, flush);
         say_locked(m, make({"* ", m.nick, " ", cmd.text}), "me", cmd.text, flush);
         break;
     case K::nick: {
         if (!valid_chat_name(cmd.arg))
-            return tell(m, {"* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)"}, flush);
+            return reply(m, {"* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)"}, flush);
         const auto key = chat_key(cmd.arg);
         auto it = nicks_.find(key);
-        if (it != nicks_.end() && it->second != &m) return tell(m, {"* error: nickname ", cmd.arg, " is taken"}, flush);
+        if (it != nicks_.end() && it->second != &m) return reply(m, {"* error: nickname ", cmd.arg, " is taken"}, flush);
         rename_locked(m, std::string(cmd.arg), flush);
         break;
     }
@@ -750,19 +761,19 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     case K::join: {
         std::string_view name = cmd.arg;
         if (name.starts_with('#')) name.remove_prefix(1);
-        if (!valid_chat_name(name)) return tell(m, {"* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)"}, flush);
-        if (chat_key(name) == chat_key(m.room->name)) return tell(m, {"* error: you are already in #", m.room->name}, flush);
+        if (!valid_chat_name(name)) return reply(m, {"* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)"}, flush);
+        if (chat_key(name) == chat_key(m.room->name)) return reply(m, {"* error: you are already in #", m.room->name}, flush);
         move_locked(self, std::string(name), flush);
         break;
     }
     case K::msg: {
-        if (cmd.arg.empty() || cmd.text.empty()) return tell(m, {"* error: usage: /msg NAME TEXT"}, flush);
+        if (cmd.arg.empty() || cmd.text.empty()) return reply(m, {"* error: usage: /msg NAME TEXT"}, flush);
         auto it = nicks_.find(chat_key(cmd.arg));
         if (it != nicks_.end()) {
             enqueue(*it->second, make({"<", m.nick, "> (private) ", cmd.text}), flush);
             break;
         }
-        if (!link_ || !link_->up()) return tell(m, {"* error: no such user ", cmd.arg}, flush);
+        if (!link_ || !link_->up()) return reply(m, {"* error: no such user ", cmd.arg}, flush);
         // Another daemon's user, if any: each daemon subscribes to the
         // channels of its own users, so PUBLISH counts the daemons that
         // have this one (0: nobody has).
@@ -781,14 +792,14 @@ void Chat::handle(const std::shared_ptr<Member>& self, std::string_view line, bo
     }
     case K::quit:
         remove_locked(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
-        tell(m, {"* bye"}, flush);
+        reply(m, {"* bye"}, flush);
         quitting = true;
         break;
     case K::help:
-        for (auto* h : help_lines) tell(m, {h}, flush);
+        for (auto* h : help_lines) reply(m, {h}, flush);
         break;
     case K::unknown:
-        tell(m, {"* error: unknown command /", cmd.arg, " (try /help)"}, flush);
+        reply(m, {"* error: unknown command /", cmd.arg, " (try /help)"}, flush);
         break;
     case K::empty:
         break;
@@ -844,16 +855,15 @@ asio::awaitable<std::optional<std::vector<std::string>>> Chat::cluster_history(M
 }
 
 // /nick, /who, /rooms and /join with the cluster's names, members and history.
-asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, std::string_view view, FlushList& flush) {
+// `cmd` points into the line reader's buffer, which stays as it is until
+// the session reads again, after this returns.
+asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, const ChatCommand& cmd, FlushList& flush) {
     Member& m = *self;
-    const std::string line(view);  // the reader's buffer is not ours across a co_await
-    const ChatCommand cmd = parse_chat_line(line);
     using K = ChatCommand::Kind;
-    if (!allow(m, flush)) co_return;
     switch (cmd.kind) {
     case K::nick: {
         if (!valid_chat_name(cmd.arg)) {
-            tell(m, {"* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)"}, flush);
+            reply(m, {"* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)"}, flush);
             co_return;
         }
         const std::string name(cmd.arg), key = chat_key(cmd.arg);
@@ -861,7 +871,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
             std::lock_guard lock(mutex_);
             auto it = nicks_.find(key);
             if (it != nicks_.end() && it->second != &m) {
-                tell(m, {"* error: nickname ", name, " is taken"}, flush);
+                reply(m, {"* error: nickname ", name, " is taken"}, flush);
                 co_return;
             }
         }
@@ -870,7 +880,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
             auto argv = claim_command(name);
             auto r = co_await ask(m, std::move(argv));
             if (r && r->ok && r->integer != 1) {
-                tell(m, {"* error: nickname ", name, " is taken"}, flush);
+                reply(m, {"* error: nickname ", name, " is taken"}, flush);
                 co_return;
             }
             // No answer (the link is down): the name is checked on this daemon only.
@@ -879,7 +889,7 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
         auto it = nicks_.find(key);
         if ((it != nicks_.end() && it->second != &m) || !m.room) {  // taken here meanwhile
             if (new_key) release_nick(name);
-            tell(m, {"* error: nickname ", name, " is taken"}, flush);
+            reply(m, {"* error: nickname ", name, " is taken"}, flush);
             co_return;
         }
         rename_locked(m, name, flush);
@@ -898,14 +908,14 @@ asio::awaitable<void> Chat::handle_cluster(const std::shared_ptr<Member>& self, 
         std::string_view name = cmd.arg;
         if (name.starts_with('#')) name.remove_prefix(1);
         if (!valid_chat_name(name)) {
-            tell(m, {"* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)"}, flush);
+            reply(m, {"* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)"}, flush);
             co_return;
         }
         const std::string target(name);
         {
             std::lock_guard lock(mutex_);
             if (!m.room || chat_key(target) == chat_key(m.room->name)) {
-                if (m.room) tell(m, {"* error: you are already in #", m.room->name}, flush);
+                if (m.room) reply(m, {"* error: you are already in #", m.room->name}, flush);
                 co_return;
             }
         }
@@ -992,9 +1002,8 @@ void Chat::on_cluster_state(bool up) {
 }
 
 // The commands that ask the cluster when there is one.
-bool needs_cluster(std::string_view line) {
+bool needs_cluster(ChatCommand::Kind kind) {
     using K = ChatCommand::Kind;
-    const auto kind = parse_chat_line(line).kind;
     return kind == K::nick || kind == K::who || kind == K::rooms || kind == K::join;
 }
 
@@ -1029,8 +1038,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
         m->connection = &c;
         m->fd = c.socket().native_handle();
     }
-    m->tokens = o_.burst;
-    m->refill = clock::now();
+    m->bucket = TokenBucket(o_.rate, clock::now());
     FlushList pending;
     // In a cluster: a guest number no daemon has given out, and the room's
     // history from Redis. Without the link: local ones.
@@ -1078,6 +1086,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
         });
         writer_started = true;
         LineReader lines(c, c.options().max_line, Duration::zero());
+        asio::steady_timer pacer(m->executor);
         const std::string too_long = "* error: line too long (max " + std::to_string(c.options().max_line) + " bytes)";
         std::size_t since_flush = 0;
         while (!quitting && !m->dead) {
@@ -1090,11 +1099,17 @@ asio::awaitable<void> Chat::serve(Connection& c) {
             if (line.kind == Line::Kind::end || m->dead) break;
             if (line.kind == Line::Kind::too_long) {
                 tell(*m, {too_long}, pending);
-            } else if (link_ && link_->up() && needs_cluster(line.text)) {
+                continue;
+            }
+            const ChatCommand cmd = parse_chat_line(line.text);
+            if (cmd.kind == ChatCommand::Kind::empty) continue;
+            m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
+            co_await pace(*m, pacer, pending);
+            if (link_ && link_->up() && needs_cluster(cmd.kind)) {
                 co_await flush_sliced(pending);
-                co_await handle_cluster(m, line.text, pending);
+                co_await handle_cluster(m, cmd, pending);
             } else {
-                handle(m, line.text, quitting, pending);
+                handle(m, cmd, quitting, pending);
             }
         }
     } catch (...) {
@@ -1178,9 +1193,7 @@ extern const ServiceType chat_service{
         if (o.history >= o.max_queue)
             s.fail("history", "must be smaller than max_queue (" + std::to_string(o.max_queue) +
                                   "): a newcomer gets the history and the welcome in its queue");
-        const Rate rate = s.rate("rate", "20/s", "burst", 40);
-        o.rate = rate.per_second;
-        o.burst = rate.burst;
+        o.rate = s.rate("rate", "20/s", "burst", 40);
         o.log_name = s.name();
         return std::make_unique<Chat>(std::move(o));
     },
