@@ -139,27 +139,30 @@ public:
                 co_await c.write(asio::buffer(too_long));
                 continue;
             }
+            // A partial line (at the client's half-close) is answered with LF.
+            const std::string eol = line.ending.empty() ? "\n" : std::string(line.ending);
             const FilesRequest r = parse_files_request(line.text);
             switch (r.kind) {
-            case FilesRequest::Kind::list: co_await list(c, r.path); break;
-            case FilesRequest::Kind::get: co_await get(c, r.path, r.number); break;
-            case FilesRequest::Kind::size: co_await size(c, r.path); break;
-            case FilesRequest::Kind::sha256: co_await sha256(c, r.path); break;
+            case FilesRequest::Kind::list: co_await list(c, eol, r.path); break;
+            case FilesRequest::Kind::get: co_await get(c, eol, r.path, r.number); break;
+            case FilesRequest::Kind::size: co_await size(c, eol, r.path); break;
+            case FilesRequest::Kind::sha256: co_await sha256(c, eol, r.path); break;
             case FilesRequest::Kind::put:
-                if (!co_await put(c, lines, r.path, r.number)) co_return;
+                if (!co_await put(c, eol, lines, r.path, r.number)) co_return;
                 break;
             case FilesRequest::Kind::quit:
-                co_await reply(c, "OK bye");
+                co_await reply(c, eol, "OK bye");
                 c.shutdown_send();
                 co_return;
-            case FilesRequest::Kind::bad: co_await reply(c, "ERR bad request"); break;
+            case FilesRequest::Kind::bad: co_await reply(c, eol, "ERR bad request"); break;
             }
         }
     }
 
 private:
-    static asio::awaitable<void> reply(Connection& c, std::string_view line) {
-        const std::array<asio::const_buffer, 2> out{asio::buffer(line.data(), line.size()), asio::buffer("\n", 1)};
+    // A reply line ends as the request line did (LF or CRLF).
+    static asio::awaitable<void> reply(Connection& c, std::string_view eol, std::string_view line) {
+        const std::array<asio::const_buffer, 2> out{asio::buffer(line.data(), line.size()), asio::buffer(eol.data(), eol.size())};
         co_await c.write(out);
     }
 
@@ -203,10 +206,10 @@ private:
         c.shutdown_send();
     }
 
-    asio::awaitable<void> list(Connection& c, std::string_view path) {
+    asio::awaitable<void> list(Connection& c, std::string_view eol, std::string_view path) {
         Opened dir = resolve(o_.root.get(), path, O_RDONLY);
-        if (dir.error) co_return co_await reply(c, dir.error);
-        if (dir.kind() != Found::directory) co_return co_await reply(c, "ERR not a directory");
+        if (dir.error) co_return co_await reply(c, eol, dir.error);
+        if (dir.kind() != Found::directory) co_return co_await reply(c, eol, "ERR not a directory");
         struct Entry {
             std::string name;
             char kind;
@@ -214,7 +217,7 @@ private:
         };
         std::vector<Entry> entries;
         DIR* d = ::fdopendir(::dup(dir.fd.get()));
-        if (!d) co_return co_await reply(c, "ERR forbidden");
+        if (!d) co_return co_await reply(c, eol, "ERR forbidden");
         while (dirent* e = ::readdir(d)) {
             std::string_view name = e->d_name;
             if (name == "." || name == ".." || name.find_first_of("\r\n") != std::string_view::npos) continue;
@@ -227,8 +230,9 @@ private:
         }
         ::closedir(d);
         std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.name < b.name; });
-        std::string out = "OK " + std::to_string(entries.size()) + "\n";
-        for (const auto& e : entries) out.append(1, e.kind).append(" ").append(std::to_string(e.size)).append(" ").append(e.name).append("\n");
+        std::string out = "OK " + std::to_string(entries.size());
+        out.append(eol);
+        for (const auto& e : entries) out.append(1, e.kind).append(" ").append(std::to_string(e.size)).append(" ").append(e.name).append(eol);
         co_await c.write(asio::buffer(out));
     }
 
@@ -242,25 +246,25 @@ private:
         return f;
     }
 
-    asio::awaitable<void> get(Connection& c, std::string_view path, std::string_view offset_text) {
+    asio::awaitable<void> get(Connection& c, std::string_view eol, std::string_view path, std::string_view offset_text) {
         Opened f = regular(path);
-        if (f.error) co_return co_await reply(c, f.error);
+        if (f.error) co_return co_await reply(c, eol, f.error);
         const auto size = static_cast<std::uint64_t>(f.st.st_size);
         std::uint64_t offset = 0;
-        if (!files_parse_u64(offset_text, offset) || offset > size) co_return co_await reply(c, "ERR bad offset");
-        co_await reply(c, "OK " + std::to_string(size - offset));
+        if (!files_parse_u64(offset_text, offset) || offset > size) co_return co_await reply(c, eol, "ERR bad offset");
+        co_await reply(c, eol, "OK " + std::to_string(size - offset));
         co_await send_file(c, f.fd.get(), offset, size - offset);
     }
 
-    asio::awaitable<void> size(Connection& c, std::string_view path) {
+    asio::awaitable<void> size(Connection& c, std::string_view eol, std::string_view path) {
         Opened f = regular(path);
-        if (f.error) co_return co_await reply(c, f.error);
-        co_await reply(c, "OK " + std::to_string(f.st.st_size));
+        if (f.error) co_return co_await reply(c, eol, f.error);
+        co_await reply(c, eol, "OK " + std::to_string(f.st.st_size));
     }
 
-    asio::awaitable<void> sha256(Connection& c, std::string_view path) {
+    asio::awaitable<void> sha256(Connection& c, std::string_view eol, std::string_view path) {
         Opened f = regular(path);
-        if (f.error) co_return co_await reply(c, f.error);
+        if (f.error) co_return co_await reply(c, eol, f.error);
         std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
         if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw std::runtime_error("EVP_DigestInit_ex");
         std::vector<unsigned char> buf(1 << 18);
@@ -281,47 +285,47 @@ private:
         static constexpr char hex[] = "0123456789abcdef";
         std::string text = "OK ";
         for (unsigned i = 0; i < len; ++i) text.append(1, hex[digest[i] >> 4]).append(1, hex[digest[i] & 15]);
-        co_await reply(c, text);
+        co_await reply(c, eol, text);
     }
 
     // Returns false when the connection must end (the client vanished mid-upload).
-    asio::awaitable<bool> put(Connection& c, LineReader& lines, std::string_view path, std::string_view size_text) {
+    asio::awaitable<bool> put(Connection& c, std::string_view eol, LineReader& lines, std::string_view path, std::string_view size_text) {
         if (!o_.allow_upload) {
-            co_await reply(c, "ERR uploads are disabled");
+            co_await reply(c, eol, "ERR uploads are disabled");
             co_return true;
         }
         std::uint64_t size = 0;
         if (!files_parse_u64(size_text, size)) {
-            co_await reply(c, "ERR bad request");
+            co_await reply(c, eol, "ERR bad request");
             co_return true;
         }
         if (size > o_.max_upload) {
-            co_await reply(c, "ERR too large (max " + std::to_string(o_.max_upload) + " bytes)");
+            co_await reply(c, eol, "ERR too large (max " + std::to_string(o_.max_upload) + " bytes)");
             co_return true;
         }
         std::string_view parent, leaf;
         if (!files_split_upload_path(path, parent, leaf)) {
-            co_await reply(c, "ERR forbidden");
+            co_await reply(c, eol, "ERR forbidden");
             co_return true;
         }
         const std::string name(leaf);
         Opened dir = resolve(o_.root.get(), parent, O_RDONLY | O_DIRECTORY);
         if (dir.error) {
-            co_await reply(c, dir.error);
+            co_await reply(c, eol, dir.error);
             co_return true;
         }
         if (dir.kind() != Found::directory) {
-            co_await reply(c, "ERR not found");
+            co_await reply(c, eol, "ERR not found");
             co_return true;
         }
         struct stat st{};
         if (::fstatat(dir.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
             if (S_ISDIR(st.st_mode)) {
-                co_await reply(c, "ERR is a directory");
+                co_await reply(c, eol, "ERR is a directory");
                 co_return true;
             }
             if (!S_ISREG(st.st_mode)) {  // symlinks included
-                co_await reply(c, "ERR forbidden");
+                co_await reply(c, eol, "ERR forbidden");
                 co_return true;
             }
         }
@@ -337,7 +341,7 @@ private:
         if (!anonymous) out = Fd(::openat(dir.fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
         if (!out) {
             const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
-            co_await reply(c, error);
+            co_await reply(c, eol, error);
             co_return true;
         }
         struct TempGuard {
@@ -348,7 +352,7 @@ private:
                 if (named) ::unlinkat(dir, name.c_str(), 0);
             }
         } guard{dir.fd.get(), temp, !anonymous};
-        co_await reply(c, "OK send");
+        co_await reply(c, eol, "OK send");
 
         std::vector<char> buf(1 << 16);
         std::uint64_t left = size;
@@ -376,7 +380,7 @@ private:
         }
         if (write_failed) {
             const std::string error = std::string("ERR cannot store: ") + std::strerror(write_errno);
-            co_await reply(c, error);
+            co_await reply(c, eol, error);
             co_return true;
         }
         if (anonymous) {  // give it a name: directly where possible, else through /proc
@@ -384,7 +388,7 @@ private:
             if (::linkat(out.get(), "", dir.fd.get(), temp.c_str(), AT_EMPTY_PATH) != 0 &&
                 ::linkat(AT_FDCWD, proc.c_str(), dir.fd.get(), temp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
                 const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
-                co_await reply(c, error);
+                co_await reply(c, eol, error);
                 co_return true;
             }
             guard.named = true;
@@ -392,13 +396,13 @@ private:
         out.reset();
         if (::renameat(dir.fd.get(), temp.c_str(), dir.fd.get(), name.c_str()) != 0) {
             const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
-            co_await reply(c, error);
+            co_await reply(c, eol, error);
             co_return true;
         }
         guard.named = false;
         ::fsync(dir.fd.get());  // the rename itself is durable
         ++stored_;
-        co_await reply(c, "OK stored");
+        co_await reply(c, eol, "OK stored");
         co_return true;
     }
 

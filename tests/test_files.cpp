@@ -143,6 +143,20 @@ TEST_CASE("files: the protocol, request by request") {
     CHECK(c.closed_within(3s));
 }
 
+TEST_CASE("files: each reply line ends as its request line did") {
+    Tree t;
+    RunningServer rs(t.config());
+    TcpClient c(rs.tcp("files"));
+    c.send("LIST sub\r\n");
+    const std::string list = "OK 2\r\nd 0 deeper\r\nf 6 inner.txt\r\n";
+    CHECK(c.recv_exact(list.size()) == list);
+    c.send("SIZE sub/inner.txt\n");
+    CHECK(c.recv_exact(4) == "OK 6");
+    CHECK(c.recv_exact(1) == "\n");
+    c.send("NOPE\r\n");
+    CHECK(c.recv_exact(17) == "ERR bad request\r\n");
+}
+
 TEST_CASE("files: traversal, escaping symlinks and special files are forbidden") {
     Tree t;
     for (bool fallback : {false, true}) {
@@ -174,7 +188,7 @@ TEST_CASE("files: traversal, escaping symlinks and special files are forbidden")
     coserve::services::files_force_fallback(false);
 }
 
-TEST_CASE("files: 20 clients download 64 MiB at once while a 21st never reads") {
+TEST_CASE("files: 20 clients download 64 MiB at once while a 21st never reads", "[e2e]") {
     Tree t;
     const std::string big = random_bytes(64u << 20, 64);
     write_file(t.root / "big.bin", big);
