@@ -606,6 +606,13 @@ Config load_config_text(std::string_view text, const std::string& name) {
 
     Section metrics(name, "metrics", values["metrics"]);
     config.metrics.http = metrics.endpoints("http");
+    config.metrics.max_connections = metrics.integer("max_connections", 16, 1, 10'000'000);
+    config.metrics.max_per_source = metrics.integer("max_per_source", 8, 0, 10'000'000);
+    config.metrics.connect_rate = metrics.rate("connect_rate", "0", "connect_burst");
+    config.metrics.allow = metrics.cidrs("allow");
+    config.metrics.deny = metrics.cidrs("deny");
+    config.metrics.idle_timeout = metrics.duration("idle_timeout", std::chrono::seconds(5), std::chrono::milliseconds(100),
+                                                   std::chrono::hours(1));
     metrics.finish();
 
     for (const auto& sec : unique) {
@@ -634,7 +641,9 @@ std::string describe(const Config& config) {
         out << "[metrics] http =";
         for (std::size_t i = 0; i < config.metrics.http.size(); ++i)
             out << (i ? ", " : " ") << config.metrics.http[i].to_string();
-        out << "\n";
+        out << ", max_connections = " << config.metrics.max_connections
+            << ", max_per_source = " << config.metrics.max_per_source
+            << ", idle_timeout = " << format_duration(config.metrics.idle_timeout) << "\n";
     }
     for (const auto& inst : config.instances) {
         out << "[" << inst.name << "] service " << inst.service_type

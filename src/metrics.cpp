@@ -6,17 +6,16 @@
 
 #include "listeners.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <coserve/connection.hpp>
+
 #include <boost/beast/http.hpp>
 
 #include <dirent.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
+#include <sstream>
 #include <fstream>
 #include <map>
 
@@ -110,10 +109,13 @@ double resident_bytes() {
 
 }  // namespace
 
-std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances,
+std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances, const Instance* endpoint,
                          std::chrono::steady_clock::time_point started) {
     Families f;
-    for (const auto& inst : instances) {
+    std::vector<const Instance*> all;
+    for (const auto& inst : instances) all.push_back(inst.get());
+    if (endpoint) all.push_back(endpoint);
+    for (const Instance* inst : all) {
         const auto& k = inst->counters;
         f.with_labels("instance=\"" + escape_label(inst->config.name) + "\",service=\"" +
                       escape_label(inst->config.service_type) + "\"");
@@ -165,17 +167,53 @@ std::string instances_json(const std::vector<std::unique_ptr<Instance>>& instanc
 
 namespace {
 
-asio::awaitable<void> http_session(asio::ip::tcp::socket socket, const MetricsSource& source) {
-    beast::tcp_stream stream(std::move(socket));
-    beast::flat_buffer buffer(8192);
-    for (;;) {
-        http::request_parser<http::string_body> parser;
-        parser.body_limit(4096);
-        parser.header_limit(8192);
-        stream.expires_after(std::chrono::seconds(5));  // also bounds how long an idle client delays shutdown
-        auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-        if (ec) break;  // closed, timed out, or not HTTP: nothing to answer
-        const auto& req = parser.get();
+// GET /metrics, /healthz and /instances over HTTP/1.1 with keep-alive, on a
+// connection the framework accepted (its permits, limits and idle timeout
+// apply). The request is parsed by Beast from what the connection reads;
+// the response is written through the connection, so bytes are counted.
+class MetricsService final : public Service {
+public:
+    explicit MetricsService(const MetricsSource& source) : source_(source) {}
+
+    asio::awaitable<void> serve(Connection& c) override {
+        std::string pending;
+        for (;;) {
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(4096);
+            parser.header_limit(8192);
+            if (!co_await read_request(c, parser, pending)) break;  // closed, or not HTTP: nothing to answer
+            const auto& req = parser.get();
+            const auto res = respond(req);
+            std::ostringstream out;
+            out << res;
+            const std::string text = out.str();
+            co_await c.write(asio::buffer(text));
+            if (!res.keep_alive()) break;
+        }
+        c.shutdown_send();
+    }
+
+private:
+    // Feeds the parser from `pending` and then from the connection until a
+    // request is complete; false at the client's close or a malformed request.
+    static asio::awaitable<bool> read_request(Connection& c, http::request_parser<http::string_body>& parser,
+                                              std::string& pending) {
+        std::array<char, 4096> buf;
+        while (!parser.is_done()) {
+            beast::error_code ec;
+            const auto used = pending.empty() ? 0 : parser.put(asio::buffer(pending), ec);
+            if (ec && ec != http::error::need_more) co_return false;
+            pending.erase(0, used);
+            if (parser.is_done()) break;
+            if (used > 0 && !pending.empty()) continue;
+            const std::size_t n = co_await c.read_some(asio::buffer(buf));
+            if (n == 0) co_return false;
+            pending.append(buf.data(), n);
+        }
+        co_return true;
+    }
+
+    http::response<http::string_body> respond(const http::request<http::string_body>& req) const {
         http::response<http::string_body> res{http::status::ok, req.version()};
         res.set(http::field::server, "coserved");
         const std::string_view target(req.target().data(), req.target().size());
@@ -186,13 +224,13 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, const MetricsSo
             res.body() = "method not allowed\n";
         } else if (path == "/metrics") {
             res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            res.body() = source.metrics();
+            res.body() = source_.metrics();
         } else if (path == "/healthz") {
             res.set(http::field::content_type, "text/plain");
             res.body() = "ok\n";
         } else if (path == "/instances") {
             res.set(http::field::content_type, "application/json");
-            res.body() = source.instances();
+            res.body() = source_.instances();
         } else {
             res.result(http::status::not_found);
             res.body() = "not found\n";
@@ -200,28 +238,28 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, const MetricsSo
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
         if (req.method() == http::verb::head) res.body().clear();
-        auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
-        if (wec || !res.keep_alive()) break;
+        return res;
     }
-    boost::system::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-}
 
-asio::awaitable<void> http_accept(asio::ip::tcp::acceptor& acceptor, const MetricsSource& source) {
-    for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-        if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-        if (ec) continue;
-        asio::co_spawn(acceptor.get_executor(), http_session(std::move(socket), source),
-                       [](std::exception_ptr e) { log_failure("metrics", "http session", e); });
-    }
-}
+    const MetricsSource& source_;
+};
 
 }  // namespace
 
-void start_metrics(asio::ip::tcp::acceptor& acceptor, const MetricsSource& source) {
-    asio::co_spawn(acceptor.get_executor(), http_accept(acceptor, source),
-                   [](std::exception_ptr e) { log_failure("metrics", "http accept", e); });
+InstanceConfig metrics_instance_config(const MetricsConfig& config, const MetricsSource& source) {
+    InstanceConfig ic;
+    ic.name = "metrics";
+    ic.service_type = "metrics";
+    auto& o = ic.options;
+    o.tcp = config.http;
+    o.max_connections = config.max_connections;
+    o.max_per_source = config.max_per_source;
+    o.connect_rate = config.connect_rate;
+    o.allow = config.allow;
+    o.deny = config.deny;
+    o.idle_timeout = config.idle_timeout;
+    ic.service = std::make_shared<MetricsService>(source);
+    return ic;
 }
 
 }  // namespace coserve::detail

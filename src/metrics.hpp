@@ -19,13 +19,17 @@ struct MetricsSource {
     std::function<std::string()> instances;  // GET /instances
 };
 
-// Serves GET /metrics, /healthz and /instances on a bound acceptor until it is
-// closed. `source` must outlive the acceptor's sessions.
-void start_metrics(boost::asio::ip::tcp::acceptor& acceptor, const MetricsSource& source);
+// The metrics endpoint as an instance named "metrics" ([metrics] http and
+// its limits), whose service answers GET /metrics, /healthz and /instances:
+// its listeners run the framework's one accept loop, with its permits (the
+// process's max_connections included), per-source limits, EMFILE pause,
+// idle sweep and shutdown. `source` must outlive the instance's sessions.
+InstanceConfig metrics_instance_config(const MetricsConfig& config, const MetricsSource& source);
 
 // The Prometheus text exposition of every instance's counters, the services'
 // own counters, and the process's uptime, open descriptors and memory.
-std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances,
+// `endpoint` (the metrics instance, may be null) is listed after the others.
+std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances, const Instance* endpoint,
                          std::chrono::steady_clock::time_point started);
 std::string instances_json(const std::vector<std::unique_ptr<Instance>>& instances);
 

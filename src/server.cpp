@@ -79,6 +79,7 @@ struct Server::Impl {
         work.reset();
         for (auto& inst : retired) instances.push_back(std::move(inst));
         retired.clear();
+        if (metrics_endpoint) instances.push_back(std::move(metrics_endpoint));
         for (auto& inst : instances) {
             boost::system::error_code ignored;
             for (auto& a : inst->acceptors) a.close(ignored);
@@ -96,7 +97,6 @@ struct Server::Impl {
             inst->udp_sockets.clear();
             inst->sweep_timer.reset();
         }
-        metrics_acceptors.clear();
         state->control = {};
         ioc.reset();
     }
@@ -131,9 +131,8 @@ struct Server::Impl {
     mutable std::mutex instances_mutex;                // for the accessors called from other threads
     std::optional<asio::signal_set> signals;
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
-    std::vector<tcp::acceptor> metrics_acceptors;
-    std::vector<tcp::endpoint> metrics_bound;
-    detail::MetricsSource metrics_source;
+    detail::MetricsSource metrics_source;               // what the metrics endpoint serves
+    std::unique_ptr<Instance> metrics_endpoint;         // [metrics] http, an instance of its own (null: none)
     std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
     bool started = false;
 };
@@ -282,13 +281,11 @@ void Server::Impl::bind_all() {
     for (const auto& ic : config.instances)
         if (ic.options.enabled) instances.push_back(assemble(ic, pool));
     refresh_udp_ports();
-    for (const auto& e : config.metrics.http) {
+    if (!config.metrics.http.empty()) {
+        const auto ic = detail::metrics_instance_config(config.metrics, metrics_source);
         SocketPool metrics_pool;
-        metrics_pool.bind_tcp(*ioc, "metrics", e);
-        auto node = metrics_pool.tcps.extract(metrics_pool.tcps.begin());
-        tcp::acceptor& a = metrics_acceptors.emplace_back(state->control);
-        a.assign(node.mapped().bound.protocol(), node.mapped().fd);
-        metrics_bound.push_back(node.mapped().bound);
+        for (const auto& e : ic.options.tcp) metrics_pool.bind_tcp(*ioc, ic.name, e);
+        metrics_endpoint = assemble(ic, metrics_pool);
     }
 }
 
@@ -299,9 +296,12 @@ void Server::Impl::begin_shutdown() {
                                         << " connection(s) open, waiting up to "
                                         << format_duration(config.server.shutdown_grace);
     if (signals) signals->cancel();
-    for (auto& a : metrics_acceptors) {
-        boost::system::error_code ignored;
-        a.close(ignored);
+    if (metrics_endpoint) {
+        for (auto& a : metrics_endpoint->acceptors) {
+            boost::system::error_code ignored;
+            a.close(ignored);
+        }
+        if (metrics_endpoint->sweep_timer) metrics_endpoint->sweep_timer->cancel();
     }
     for (auto& inst : instances) {
         for (auto& a : inst->acceptors) {
@@ -343,6 +343,8 @@ asio::awaitable<void> Server::Impl::drain() {
         for (auto* list : {&instances, &retired})
             for (auto& inst : *list)
                 inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
+        if (metrics_endpoint)
+            metrics_endpoint->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at shutdown", true);
         const auto hard_end = std::chrono::steady_clock::now() + 2s;
         while (open_sessions() > 0 && std::chrono::steady_clock::now() < hard_end) {
             timer.expires_after(10ms);
@@ -380,12 +382,15 @@ void Server::start() {
     for (auto& inst : impl_->instances) {
         impl_->launch(*inst);
     }
-    impl_->metrics_source.metrics = [impl = impl_.get()] { return detail::metrics_text(impl->instances, impl->started_at); };
+    impl_->metrics_source.metrics = [impl = impl_.get()] {
+        return detail::metrics_text(impl->instances, impl->metrics_endpoint.get(), impl->started_at);
+    };
     impl_->metrics_source.instances = [impl = impl_.get()] { return detail::instances_json(impl->instances); };
-    for (std::size_t i = 0; i < impl_->metrics_acceptors.size(); ++i) {
-        COSERVE_LOG(Severity::info, "metrics", "") << "http " << log::format_endpoint(impl_->metrics_bound[i])
-                                                   << ": GET /metrics, /healthz, /instances";
-        detail::start_metrics(impl_->metrics_acceptors[i], impl_->metrics_source);
+    if (auto& m = impl_->metrics_endpoint) {
+        for (const auto& bound : m->tcp_bound)
+            COSERVE_LOG(Severity::info, "metrics", "") << "http " << log::format_endpoint(bound)
+                                                       << ": GET /metrics, /healthz, /instances";
+        detail::start_tcp(*m);
     }
     if (impl_->options.notify && impl_->options.watchdog_interval > Duration::zero())
         asio::co_spawn(impl_->state->control, impl_->watchdog(), [](std::exception_ptr e) { detail::log_failure("", "watchdog", e); });
@@ -622,7 +627,7 @@ std::string Server::status() const {
 }
 
 std::vector<tcp::endpoint> Server::metrics_endpoints() const {
-    return impl_->metrics_bound;
+    return impl_->metrics_endpoint ? impl_->metrics_endpoint->tcp_bound : std::vector<tcp::endpoint>{};
 }
 
 long long Server::connections() const noexcept {

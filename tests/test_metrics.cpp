@@ -87,3 +87,38 @@ TEST_CASE("metrics: counters move with traffic and promtool accepts the expositi
     CHECK(status == 0);
     CHECK(lint.empty());
 }
+
+TEST_CASE("metrics: its listener has the framework's limits and counts in the process's max_connections") {
+    RunningServer rs("[server]\nmax_connections = 6\n[metrics]\nhttp = 127.0.0.1:0\nmax_connections = 3\nmax_per_source = 0\n"
+                     "[echo]\ntcp = 127.0.0.1:0\nmax_per_source = 0\n");
+    const auto endpoint = rs.server().metrics_endpoints().at(0);
+    const std::string healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string ok = "HTTP/1.1 200 OK\r\n";
+    std::vector<TcpClient> held;
+    for (int i = 0; i < 3; ++i) {  // three keep-alive clients, each served (so each holds its permit)
+        held.emplace_back(endpoint);
+        held.back().send(healthz);
+        CHECK(held.back().recv_some().starts_with(ok));
+    }
+    TcpClient fourth(endpoint);
+    CHECK(fourth.closed_within(2s));  // beyond [metrics] max_connections: closed at accept
+    std::vector<TcpClient> echoes;
+    for (int i = 0; i < 3; ++i) {
+        echoes.emplace_back(rs.tcp("echo"));
+        echoes.back().send("e");
+        CHECK(echoes.back().recv_exact(1) == "e");
+    }
+    TcpClient seventh(rs.tcp("echo"));
+    CHECK(seventh.closed_within(2s));  // 3 metrics + 3 echo = the process's 6
+    held.pop_back();
+    echoes.pop_back();
+    std::string text;
+    for (int i = 0; i < 50 && text.empty(); ++i) {  // until the closed one's permit is back
+        std::this_thread::sleep_for(50ms);
+        text = scrape_metrics(rs);
+    }
+    CHECK(metric_value(text, "coserve_connections_rejected_total{instance=\"metrics\",service=\"metrics\",reason=\"limit\"}") == 1);
+    CHECK(metric_value(text, "coserve_connections_active{instance=\"metrics\",service=\"metrics\"}") == 3);
+    held.front().send(healthz);  // the kept-alive ones still work
+    CHECK(held.front().recv_some().starts_with(ok));
+}

@@ -138,9 +138,6 @@ struct ServerConfig {
 };
 
 // [metrics]
-struct MetricsConfig {
-    std::vector<Endpoint> http;  // where GET /metrics, /healthz, /instances are served
-};
 
 // Keys every instance has, whatever its service.
 struct InstanceOptions {
@@ -159,6 +156,17 @@ struct InstanceOptions {
     Rate udp_rate{100, 200};      // datagrams per source
     std::size_t udp_max_reply = 0;  // cap on a UDP reply's size (0: the datagram limit)
     int udp_batch = 16;           // datagrams taken per recvmmsg/sent per sendmmsg
+};
+
+// [metrics]: its listeners go through the framework's accept loop like an
+// instance's, with the same limits (small defaults: a scraper or two).
+struct MetricsConfig {
+    std::vector<Endpoint> http;  // where GET /metrics, /healthz, /instances are served
+    long long max_connections = 16;
+    long long max_per_source = 8;
+    Rate connect_rate;             // off by default
+    std::vector<Cidr> allow, deny;
+    Duration idle_timeout = std::chrono::seconds(5);  // a client silent this long is closed
 };
 
 struct InstanceConfig {
