@@ -1,6 +1,6 @@
 # Thin wrapper over CMake presets. `make run` and `make test` install what is
 # missing first (scripts/install-deps).
-.PHONY: all deps build run test tsan fuzz bench deb clean
+.PHONY: all deps build run check test tsan fuzz bench deb clean
 
 FUZZ_SECONDS ?= 300
 
@@ -16,8 +16,17 @@ build: deps
 run: build
 	./build/release/coserved --config config/coserved.ini
 
-# The suite: unit, integration and end-to-end tests on the ASan+UBSan Debug
-# build; the Release library installed into a scratch prefix and used from
+# The fast tier for the edit-build-test loop (about two minutes): the unit
+# tests (no sockets) and the integration tests (in-process servers on
+# loopback) on the ASan+UBSan Debug build. `make test` is the whole suite.
+check: deps
+	cmake --preset debug
+	cmake --build --preset debug
+	ctest --preset debug -L 'unit|integration'
+
+# The suite: first a packager's plain build (no preset, Release, tests on,
+# warnings not errors), so that it cannot break unnoticed; then unit,
+# integration and end-to-end tests on the ASan+UBSan Debug build; the Release library installed into a scratch prefix and used from
 # outside the tree (CMake package, pkg-config; the examples built, tested and
 # run against it, also as plugins in coserved); the Release daemon (GCC's
 # optimizer finds warnings, errors here, that Debug does not) under valgrind
@@ -26,6 +35,8 @@ run: build
 # suite again under ThreadSanitizer with 4 event-loop threads; every fuzz
 # target for 30 s.
 test: deps
+	cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=Release
+	cmake --build build/plain -j2
 	cmake --preset debug
 	cmake --build --preset debug
 	ctest --preset debug
