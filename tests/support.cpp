@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <coserve/log.hpp>
 
 #include <arpa/inet.h>
@@ -203,7 +205,7 @@ bool LineClient::quiet_for(std::chrono::milliseconds wait) {
         buffer_.insert(0, l + "\n");
         return false;
     } catch (const std::runtime_error&) {
-        return buffer_.find('\n') == std::string::npos;
+        return buffer_.find('\n') == std::string::npos && !eof_;
     }
 }
 
@@ -281,17 +283,61 @@ ServerProcess::ServerProcess(std::string_view ini, std::vector<std::string> env)
     throw std::runtime_error("coserved did not start: " + log());
 }
 
+std::pair<int, bool> terminate(int pid, std::chrono::milliseconds grace) {
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    bool reaped = false;
+    const auto end = std::chrono::steady_clock::now() + grace;
+    while (!reaped && std::chrono::steady_clock::now() < end) {
+        reaped = waitpid(pid, &status, WNOHANG) == pid;
+        if (!reaped) std::this_thread::sleep_for(10ms);
+    }
+    if (!reaped) {
+        ::kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    return {status, reaped};
+}
+
+int ServerProcess::stop() {
+    if (pid_ <= 0) return status_;
+    const auto [status, reaped] = terminate(pid_, 10s);
+    pid_ = -1;
+    status_ = status;
+    INFO("coserved's log:\n" << log());
+    CHECK(reaped);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(sanitizer_reports(log()).empty());
+    return status;
+}
+
+void ServerProcess::kill_hard() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+    pid_ = -1;
+}
+
 ServerProcess::~ServerProcess() {
     if (pid_ > 0) {
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        for (int i = 0; i < 1000 && waitpid(pid_, &status, WNOHANG) != pid_; ++i) std::this_thread::sleep_for(10ms);
-        if (::kill(pid_, 0) == 0) {
+        if (std::uncaught_exceptions() > 0) {  // the test failed already: just end it
             ::kill(pid_, SIGKILL);
-            waitpid(pid_, &status, 0);
+            waitpid(pid_, nullptr, 0);
+        } else {
+            stop();
         }
     }
     std::filesystem::remove_all(dir_);
+}
+
+std::string sanitizer_reports(const std::string& log) {
+    std::string found;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);)
+        if (line.find("Sanitizer") != std::string::npos || line.find("runtime error") != std::string::npos)
+            found += line + "\n";
+    return found;
 }
 
 std::string ServerProcess::log() const {
@@ -409,17 +455,7 @@ ChildProcess::~ChildProcess() {
 
 void ChildProcess::stop() {
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    bool reaped = false;
-    for (int i = 0; i < 500 && !reaped; ++i) {
-        reaped = waitpid(pid_, &status, WNOHANG) == pid_;
-        if (!reaped) std::this_thread::sleep_for(10ms);
-    }
-    if (!reaped) {
-        ::kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-    }
+    terminate(pid_, 5s);
     pid_ = -1;
 }
 

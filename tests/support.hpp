@@ -75,7 +75,8 @@ public:
     std::string bytes(std::size_t n, std::chrono::milliseconds timeout = 30s);
     // Whatever was read past the last line, taken out of the buffer.
     std::string take_buffered() { return std::exchange(buffer_, {}); }
-    // True if no line arrives within `wait`.
+    // True if no line arrives within `wait` and the connection stays open
+    // (a close is not quiet: it fails a "nothing arrived" check).
     bool quiet_for(std::chrono::milliseconds wait);
     // True if the server closes within `timeout` (lines before that are skipped).
     bool closed_within(std::chrono::milliseconds timeout);
@@ -103,7 +104,9 @@ private:
 };
 
 // The built coserved (COSERVED_PATH) run as a child process with a temporary
-// config; stopped with SIGTERM (SIGKILL after 10 s) on destruction.
+// config. Its end is judged: stop() (or the destructor, for a test that did
+// not call it) sends SIGTERM and requires exit status 0 within 10 s (SIGKILL
+// after that) and no sanitizer report or "runtime error" in its whole log.
 class ServerProcess {
 public:
     // `env` lines ("NAME=value") are added to the child's environment.
@@ -120,11 +123,25 @@ public:
     long rss_kib() const;       // VmRSS
     std::string log() const;
     int pid() const { return pid_; }
+    // SIGTERM, wait, and judge the end as above (Catch2 checks); the exit
+    // status as waitpid gives it. Idempotent.
+    int stop();
+    // SIGKILL, for a test about a daemon that dies without a goodbye: reaped,
+    // and not judged.
+    void kill_hard();
 
 private:
     std::string dir_;
     int pid_ = -1;
+    int status_ = -1;
 };
+
+// SIGTERM to a child, SIGKILL if it has not ended after `grace`: its wait
+// status, and whether SIGTERM was enough.
+std::pair<int, bool> terminate(int pid, std::chrono::milliseconds grace);
+
+// Lines of a log that a sanitizer or UBSan wrote (empty: none).
+std::string sanitizer_reports(const std::string& log);
 
 // A real program (redis-server, haproxy) as a child process: started with
 // argv, stopped by its PID with SIGTERM (SIGKILL after 5 s) by stop() or on

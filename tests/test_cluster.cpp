@@ -312,7 +312,7 @@ TEST_CASE("cluster: a daemon that dies without a goodbye leaves /who and frees i
     alice->send_line("/nick bob");
     CHECK(next_said(*alice) == "* error: nickname bob is taken");
 
-    ::kill(b.pid(), SIGKILL);  // no leave, no release: only expiry cleans up
+    b.kill_hard();  // no leave, no release: only expiry cleans up
     std::this_thread::sleep_for(3500ms);
     alice->send_line("/who");
     CHECK(next_said(*alice) == "* 1 in #lobby: alice");
@@ -329,7 +329,15 @@ TEST_CASE("cluster: redis_password: the right one joins the cluster and a wrong 
     CHECK(next_said(*bob) == "<alice> with a password");
 
     RunningServer wrong(chat_ini(redis, prefix) + "redis_password = guess\n");
-    std::this_thread::sleep_for(1s);
+    // Redis itself says it refused a password (not merely that the link is
+    // slow to come up): its error statistics count a WRONGPASS.
+    const std::string errorstats = "redis-cli -p " + std::to_string(redis.port()) + " --no-auth-warning -a s3cret INFO errorstats";
+    bool refused = false;
+    for (int i = 0; i < 50 && !refused; ++i) {
+        refused = run(errorstats).find("errorstat_WRONGPASS:count=") != std::string::npos;
+        if (!refused) std::this_thread::sleep_for(100ms);
+    }
+    CHECK(refused);
     CHECK(cluster_up(wrong) == 0);
     auto carol = std::make_unique<LineClient>(wrong.tcp("chat"));
     REQUIRE(carol->line().starts_with("* welcome to #lobby, you are "));
