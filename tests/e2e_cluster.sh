@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end: scripts/cluster (redis-server, two coserved, haproxy in front,
 # all on loopback) and two real nc sessions through haproxy that land on
-# different daemons and chat. Usage: e2e_cluster.sh PATH/TO/coserved
+# different daemons and chat. Both coserved are judged at the end: stopped by
+# SIGTERM within scripts/cluster's 5 s, exit status 0 (which scripts/cluster
+# prints), no sanitizer report in their logs. Usage: e2e_cluster.sh PATH/TO/coserved
 set -uo pipefail
 coserved=${1:?usage: e2e_cluster.sh coserved}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,4 +58,9 @@ check "ann's line reached bob once" "1" "$(grep -a -c '<ann> hello from ann' "$w
 kill -TERM "$cluster"
 wait "$cluster"
 check "scripts/cluster stops what it started" "cluster: stopped" "$(tail -1 "$work/cluster.out")"
+for d in a b; do
+  check "coserved-$d: exits within 5s of SIGTERM" "" "$(grep "^cluster: coserved-$d .*did not stop" "$work/cluster.out")"
+  check "coserved-$d: exit status 0 after SIGTERM" "cluster: coserved-$d exited with status 0" "$(grep "^cluster: coserved-$d exited" "$work/cluster.out")"
+  no_sanitizer_report "coserved-$d" "$work/cluster/coserved-$d.log"
+done
 finish e2e_cluster

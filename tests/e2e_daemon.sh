@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end: coserved as a daemon. --daemon, the pid file and its lock,
 # signals (SIGUSR1 status, SIGHUP log reopen, --reload, SIGTERM), JSON logs,
-# size rotation, sd_notify, privilege drop. Usage: e2e_daemon.sh PATH/TO/coserved
+# size rotation, sd_notify. Every coserved it starts is judged at its end
+# (e2e_lib.sh: stop_judged, stop_daemon_judged). What needs root (privilege
+# drop, low ports) is in e2e_daemon_root.sh. Usage: e2e_daemon.sh PATH/TO/coserved
 set -uo pipefail
 coserved=${1:?usage: e2e_daemon.sh coserved}
 work=$(mktemp -d)
@@ -12,7 +14,6 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$(dirname "$0")/e2e_lib.sh"
-wait_gone() { for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; return 1; }
 wait_for() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 mkdir -p "$work/run"
@@ -29,8 +30,9 @@ tcp = 127.0.0.1:0
 tcp = 127.0.0.1:0
 INI
 
-# --daemon: returns once bound, with the pid file written.
-"$coserved" --config "$work/d.ini" --daemon; rc=$?
+# --daemon: returns once bound, with the pid file written. Its stderr is
+# /dev/null: the sanitizers report to $work/sanitizer.PID instead.
+with_sanitizer_log "$work/sanitizer" "$coserved" --config "$work/d.ini" --daemon; rc=$?
 check "--daemon exits 0 once serving" 0 "$rc"
 pid=$(cat "$work/run/coserved.pid" 2>/dev/null)
 pids+=("$pid")
@@ -42,7 +44,7 @@ check "the daemon's working directory is /" / "$(readlink "/proc/$pid/cwd")"
 port=$(jq -r 'select(.instance == "echo" and (.message | startswith("service echo"))) | .message' "$work/coserved.log" | grep -o '127.0.0.1:[0-9]*' | sed 's/.*://')
 check "it serves" hi "$(printf 'hi\n' | timeout 5 nc -N 127.0.0.1 "$port")"
 
-out=$("$coserved" --config "$work/d.ini" --daemon 2>&1); rc=$?
+out=$(with_sanitizer_log "$work/sanitizer" "$coserved" --config "$work/d.ini" --daemon 2>&1); rc=$?
 check "a second coserved with the same pid file is refused (exit 1)" 1 "$rc"
 check "with a clear message" 1 "$(grep -c "another coserved is running (pid $pid, pid file $work/run/coserved.pid)" <<<"$out")"
 
@@ -101,9 +103,7 @@ check "a broken config on reload is logged" 1 "$(jq -r 'select(.level == "error"
 check "and the daemon keeps serving as before" still "$(printf 'still\n' | timeout 5 nc -N 127.0.0.1 "$port")"
 check "including what the last good reload added" yes "$(timeout 5 nc -N 127.0.0.1 "$dport" </dev/null | grep -qE '[0-9]{4}' && echo yes || echo no)"
 
-kill -TERM "$pid"
-wait_gone "$pid"
-check "SIGTERM stops the daemon" no "$(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
+stop_daemon_judged "SIGTERM to the daemon" "$pid" "$work/coserved.log" "$work/sanitizer"
 check "and removes its pid file" no "$([[ -e $work/run/coserved.pid ]] && echo yes || echo no)"
 
 # A port in use: the original process reports the daemon's failure.
@@ -114,11 +114,14 @@ log_file = clash.log
 tcp = 127.0.0.1:$port
 INI
 exec 5< <(timeout 20 nc -l 127.0.0.1 "$port")
+listener=$!
 sleep 0.3
-out=$("$coserved" --config "$work/clash.ini" --daemon 2>&1); rc=$?
+out=$(with_sanitizer_log "$work/clash-sanitizer" "$coserved" --config "$work/clash.ini" --daemon 2>&1); rc=$?
 check "--daemon with a port in use exits 1" 1 "$rc"
 check "and prints why" 1 "$(grep -c "tcp 127.0.0.1:$port: cannot bind: Address already in use" <<<"$out")"
+no_sanitizer_report "the refused --daemon" "$work/clash.log" "$work"/clash-sanitizer.*
 exec 5<&-
+kill "$listener" 2>/dev/null
 
 # Size rotation.
 cat >"$work/rot.ini" <<INI
@@ -129,12 +132,12 @@ log_level = debug
 [echo]
 tcp = 127.0.0.1:0
 INI
-"$coserved" --config "$work/rot.ini" >/dev/null 2>&1 &
+"$coserved" --config "$work/rot.ini" >"$work/rot.err" 2>&1 &
 rpid=$!; pids+=("$rpid")
 wait_for "$work/rot.log" 'service echo'
 rport=$(grep -o 'tcp 127.0.0.1:[0-9]*' "$work/rot.log" | head -1 | sed 's/.*://')
 for _ in $(seq 40); do printf 'x\n' | timeout 5 nc -N 127.0.0.1 "$rport" >/dev/null; done
-kill -TERM "$rpid"; wait "$rpid"
+stop_judged "coserved with log_rotate_size" "$rpid" "$work/rot.err"
 rotated=$(ls "$work" | grep -c '^rot\.log\.[0-9]*$')
 check "log_rotate_size rotates the file" yes "$([[ $rotated -ge 1 ]] && echo yes || echo "no ($rotated)")"
 check "no log file grows far past the size" "" "$(find "$work" -name 'rot.log*' -size +8k)"
@@ -151,7 +154,7 @@ wait_for "$work/notify.out" 'READY=1'
 sleep 0.5
 kill -HUP "$spid"
 sleep 0.3
-kill -TERM "$spid"; wait "$spid"
+stop_judged "coserved under NOTIFY_SOCKET" "$spid" "$work/n.log"
 sleep 0.2
 notes=$(cat "$work/notify.out")
 check "sd_notify: READY=1 first, once bound" READY=1 "$(head -n1 <<<"$notes")"
@@ -160,28 +163,6 @@ check "sd_notify: WATCHDOG=1 at half of WATCHDOG_USEC" yes "$([[ $(grep -o 'WATC
 check "sd_notify: STOPPING=1 on SIGTERM" 1 "$(grep -c 'STOPPING=1' <<<"$notes")"
 check "sd_notify: RELOADING=1 with MONOTONIC_USEC, then READY=1, around a reload" yes \
   "$(tr -d '\n' <<<"$notes" | grep -qE 'RELOADING=1MONOTONIC_USEC=[0-9]+.*READY=1STATUS=serving 1 instance' && echo yes || echo no)"
-kill "$npid" 2>/dev/null
-
-# Privileges: bind as root, then run as nobody; and a privileged port without root fails clearly.
-if [[ $(id -u) -eq 0 ]]; then
-  printf '[server]\nuser = nobody\nshutdown_grace = 1s\n[echo]\ntcp = 127.0.0.1:7\n' >"$work/priv.ini"
-  if timeout 1 bash -c '</dev/tcp/127.0.0.1/7' 2>/dev/null; then
-    echo "skip: privilege drop (port 7 is taken on this machine)"
-  else
-    "$coserved" --config "$work/priv.ini" 2>"$work/priv.log" &
-    ppid_=$!; pids+=("$ppid_")
-    wait_for "$work/priv.log" 'running as user nobody'
-    check "binds port 7 as root, then runs as nobody" "$(id -u nobody)" "$(awk '/^Uid:/ {print $2}' "/proc/$ppid_/status")"
-    check "and serves on port 7" hi "$(printf 'hi\n' | timeout 5 nc -N 127.0.0.1 7)"
-    kill -TERM "$ppid_"; wait "$ppid_"
-  fi
-  printf '[echo]\ntcp = 127.0.0.1:7\n' >"$work/low.ini"
-  chmod 755 "$work"; chmod 644 "$work/low.ini"
-  out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$coserved" --config "$work/low.ini" 2>&1); rc=$?
-  check "a privileged port without root exits 1" 1 "$rc"
-  check "and says what is needed" 1 "$(grep -c 'ports below 1024 need root or CAP_NET_BIND_SERVICE' <<<"$out")"
-else
-  echo "skip: privilege tests need root"
-fi
+kill "$npid" 2>/dev/null; wait "$npid" 2>/dev/null
 
 finish e2e_daemon

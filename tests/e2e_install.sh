@@ -53,6 +53,8 @@ check "the shared one really is shared" yes "$([[ $deps == *libcoserve.so.1* ]] 
 sed -i 's/find_package(coserve 1 REQUIRED)/find_package(coserve 2 REQUIRED)/' "$work/src/CMakeLists.txt"
 cmake -S "$work/src" -B "$work/bld2" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/cmake2.log" 2>&1
 check "find_package(coserve 2) is refused" 1 $?
+check "for its version, not for another reason" 2 \
+  "$(grep -c -e 'compatible with requested version "2"' -e "version: $version" "$work/cmake2.log")"
 
 succeeds "builds with pkg-config --cflags --libs coserve" "$work/pc.log" g++ -O1 "$top/tests/consumer/main.cpp" \
   -o "$work/consumer_pc" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve)
@@ -72,20 +74,20 @@ example() {
   cp "$work/$1/build/$1.so" "$work/plugin/"
   check "$1.so does not link libcoserve (the host provides it)" "" "$(ldd "$work/plugin/$1.so" | grep libcoserve)"
 }
-# start LOG LAST PROGRAM ARGS...: runs a server in the background ($daemon)
-# until its start-up line for instance LAST.
+# start LOG LAST PROGRAM ARGS...: runs a server in the background ($daemon,
+# logging to $daemon_log) until its start-up line for instance LAST.
 start() {
-  local log=$1 last=$2; shift 2
-  LD_LIBRARY_PATH="$work/prefix/lib" "$@" >"$log" 2>&1 &
+  local last=$2
+  daemon_log=$1; shift 2
+  LD_LIBRARY_PATH="$work/prefix/lib" "$@" >"$daemon_log" 2>&1 &
   daemon=$!
-  for _ in $(seq 100); do grep -q "\[$last\] service" "$log" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -q "\[$last\] service" "$daemon_log" && break; sleep 0.05; done
 }
 # port LOG INSTANCE tcp|udp: the port it announced.
 port() { grep -o "\[$2\] service [a-z]*: tcp .*" "$1" | grep -o "$3 127.0.0.1:[0-9]*" | sed 's/.*://'; }
+# stop NAME: SIGTERM, judged as every server the e2e scripts start (e2e_lib.sh).
 stop() {
-  kill -TERM "$daemon"
-  wait "$daemon"
-  check "$1 stops on SIGTERM" 0 $?
+  stop_judged "$1" "$daemon" "$daemon_log"
   daemon=
 }
 example kv

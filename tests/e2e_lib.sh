@@ -1,5 +1,6 @@
 # Shared by the end-to-end scripts: `check NAME EXPECTED ACTUAL` records a
-# result; `finish NAME` prints the "N passed, N failed" line and sets the exit status.
+# result; `finish NAME` prints the "N passed, N failed" line and sets the exit status;
+# stop_judged and stop_daemon_judged (below) end a coserved the same way everywhere.
 failures=0
 passes=0
 check() {
@@ -9,4 +10,69 @@ check() {
 finish() {
   echo "$1: $passes passed, $failures failed"
   [[ $failures -eq 0 ]]
+}
+
+# Every coserved a script starts is judged at its end: stopped with SIGTERM,
+# gone within $stop_seconds (else SIGKILL), exit status 0, and no sanitizer
+# report in its full log, read after the exit (LeakSanitizer reports last,
+# after "stopped").
+stop_seconds=10
+# gone PID: the process has exited (reaped, or a zombie waiting to be).
+gone() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} == [ZX] ]]
+}
+# wait_gone_for PID SECONDS: 0 once PID is gone, 1 if still there after SECONDS.
+wait_gone_for() {
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do gone "$1" && return 0; sleep 0.05; done
+  gone "$1"
+}
+# stopped_in_time NAME PID: a check that PID is gone within $stop_seconds; SIGKILL if not.
+stopped_in_time() {
+  local in_time=yes
+  wait_gone_for "$2" "$stop_seconds" || { in_time=no; kill -KILL "$2" 2>/dev/null; }
+  check "$1: exits within ${stop_seconds}s of SIGTERM" yes "$in_time"
+}
+# no_sanitizer_report NAME FILE...: a check that none of the files (missing
+# ones are fine) holds a report of ASan, LSan, TSan or UBSan.
+no_sanitizer_report() {
+  local name=$1; shift
+  check "$name: no sanitizer report in its log" "" \
+    "$(cat "$@" 2>/dev/null | grep -a -E 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|UndefinedBehaviorSanitizer|MemorySanitizer|runtime error' | head -5)"
+}
+# stop_judged NAME PID LOG...: PID is a child of this shell, LOG its stderr
+# (and any further file it reports into).
+stop_judged() {
+  local name=$1 pid=$2 rc; shift 2
+  kill -TERM "$pid" 2>/dev/null
+  stopped_in_time "$name" "$pid"
+  wait "$pid"; rc=$?
+  check "$name: exit status 0 after SIGTERM" 0 "$rc"
+  no_sanitizer_report "$name" "$@"
+}
+# stop_daemon_judged NAME PID LOG SANITIZER_PREFIX: the same for a --daemon,
+# which is not our child, so its exit status cannot be had: it must be gone
+# within $stop_seconds with "stopped" as its log's last message, and
+# the sanitizers (started through with_sanitizer_log, as its stderr is
+# /dev/null) must have written no SANITIZER_PREFIX.* file with a report.
+stop_daemon_judged() {
+  local name=$1 pid=$2 log=$3 prefix=$4
+  kill -TERM "$pid" 2>/dev/null
+  stopped_in_time "$name" "$pid"
+  local last
+  last=$(tail -n1 "$log" 2>/dev/null)
+  check "$name: its log ends with \"stopped\" (a clean stop)" yes \
+    "$([[ $last =~ (\ info\ stopped$|\"message\":\"stopped\") ]] && echo yes || echo "no: $last")"
+  no_sanitizer_report "$name" "$log" "$prefix".*
+}
+# with_sanitizer_log PREFIX COMMAND...: runs COMMAND with the sanitizers'
+# reports going to PREFIX.PID instead of stderr (for --daemon, whose stderr is
+# /dev/null); options already in the environment are kept.
+with_sanitizer_log() {
+  local p=$1; shift
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$p LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}log_path=$p \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$p TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$p "$@"
 }

@@ -33,8 +33,17 @@ unit=$root/usr/lib/systemd/system/coserved.service
 check "the unit is Type=notify" 1 "$(grep -cx 'Type=notify' "$unit")"
 check "the unit runs the installed binary with the installed config" 1 \
   "$(grep -cx 'ExecStart=/usr/bin/coserved --config /etc/coserve/coserved.ini' "$unit")"
+# systemd-analyze verify, judged: any line it prints about the units fails,
+# except one: ExecStart's /usr/bin/coserved is resolved against this
+# machine's /, where the package is not installed. (--root="$root" would find
+# it, but then none of the system's units either: sysinit.target, /bin/kill.)
+# Its exit status is 1 for that line alone, so the output is what is judged.
 if command -v systemd-analyze >/dev/null; then
-  systemd-analyze verify "$unit" 2>&1 | grep -v "is not executable" | sed "s/^/  systemd-analyze: /"
+  check "systemd-analyze verify: no warning or error about coserved.service and coserved-echo.socket" "" \
+    "$(systemd-analyze verify "$unit" "$root/usr/lib/systemd/system/coserved-echo.socket" 2>&1 |
+       grep -vx 'coserved.service: Command /usr/bin/coserved is not executable: No such file or directory')"
+else
+  echo "skip: systemd-analyze verify (systemd-analyze is not installed: Debian package systemd)"
 fi
 
 # The installed config, pointed at the unpacked root instead of /.
@@ -51,8 +60,7 @@ pid=$!
 for _ in $(seq 100); do grep -q 'service files: tcp' "$work/log" && break; sleep 0.05; done
 port=$(grep -o 'tcp 127.0.0.1:[0-9]*' "$work/log" | head -1 | sed 's/.*://')
 check "the installed binary serves the installed sample files" "OK 3" "$(printf 'LIST\n' | timeout 5 nc -N 127.0.0.1 "$port" | head -1)"
-kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
-check "and stops cleanly" 0 "$rc"
+stop_judged "the installed coserved" "$pid" "$work/log"; pid=
 
 # cmake --install into a DESTDIR puts the same files in the same places.
 DESTDIR=$work/destdir cmake --install "$build" --prefix /usr >/dev/null; rc=$?
