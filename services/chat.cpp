@@ -717,16 +717,13 @@ const char* const help_lines[] = {
 // it is back within it. Its later lines wait in our line buffer and in the
 // kernel's (TCP flow control), and none is lost. What it was sent meanwhile
 // is flushed first.
+// Called when the bucket was found empty (the common case of a token there
+// costs no coroutine frame).
 asio::awaitable<void> Chat::pace(Member& m, asio::steady_timer& timer, FlushList& flush) {
-    if (!o_.rate.limited()) co_return;
-    bool delayed = false;
+    ++rate_delayed_;
+    co_await flush_sliced(flush);
     while (!m.bucket.take(o_.rate, clock::now())) {
         const auto wait = m.bucket.wait(o_.rate, clock::now());
-        if (!delayed) {
-            delayed = true;
-            ++rate_delayed_;
-            co_await flush_sliced(flush);
-        }
         rate_delay_ns_ += static_cast<std::uint64_t>(std::chrono::nanoseconds(wait).count());
         timer.expires_after(wait);
         co_await timer.async_wait(asio::deferred);
@@ -1104,7 +1101,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
             const ChatCommand cmd = parse_chat_line(line.text);
             if (cmd.kind == ChatCommand::Kind::empty) continue;
             m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
-            co_await pace(*m, pacer, pending);
+            if (o_.rate.limited() && !m->bucket.take(o_.rate, clock::now())) co_await pace(*m, pacer, pending);
             if (link_ && link_->up() && needs_cluster(cmd.kind)) {
                 co_await flush_sliced(pending);
                 co_await handle_cluster(m, cmd, pending);
