@@ -8,6 +8,9 @@
 
 #include <coserve/connection.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <boost/beast/http.hpp>
 
 #include <dirent.h>
@@ -183,7 +186,7 @@ public:
             parser.header_limit(8192);
             if (!co_await read_request(c, parser, pending)) break;  // closed, or not HTTP: nothing to answer
             const auto& req = parser.get();
-            const auto res = respond(req);
+            const auto res = co_await respond(req);
             std::ostringstream out;
             out << res;
             const std::string text = out.str();
@@ -213,7 +216,13 @@ private:
         co_return true;
     }
 
-    http::response<http::string_body> respond(const http::request<http::string_body>& req) const {
+    // On the source's executor: the session runs on a strand of its own.
+    asio::awaitable<std::string> on_source(std::function<std::string()> const& f) const {
+        co_return co_await asio::co_spawn(source_.executor, [&f]() -> asio::awaitable<std::string> { co_return f(); },
+                                          asio::use_awaitable);
+    }
+
+    asio::awaitable<http::response<http::string_body>> respond(const http::request<http::string_body>& req) const {
         http::response<http::string_body> res{http::status::ok, req.version()};
         res.set(http::field::server, "coserved");
         const std::string_view target(req.target().data(), req.target().size());
@@ -224,13 +233,13 @@ private:
             res.body() = "method not allowed\n";
         } else if (path == "/metrics") {
             res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            res.body() = source_.metrics();
+            res.body() = co_await on_source(source_.metrics);
         } else if (path == "/healthz") {
             res.set(http::field::content_type, "text/plain");
             res.body() = "ok\n";
         } else if (path == "/instances") {
             res.set(http::field::content_type, "application/json");
-            res.body() = source_.instances();
+            res.body() = co_await on_source(source_.instances);
         } else {
             res.result(http::status::not_found);
             res.body() = "not found\n";
@@ -238,7 +247,7 @@ private:
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
         if (req.method() == http::verb::head) res.body().clear();
-        return res;
+        co_return res;
     }
 
     const MetricsSource& source_;

@@ -13,8 +13,10 @@
 
 namespace coserve::detail {
 
-// What the endpoint serves; both are called on the endpoint's executor.
+// What the endpoint serves; both are called on `executor` (the server's
+// control executor, where reloads change the instance list).
 struct MetricsSource {
+    boost::asio::any_io_executor executor;
     std::function<std::string()> metrics;    // GET /metrics
     std::function<std::string()> instances;  // GET /instances
 };

@@ -382,6 +382,7 @@ void Server::start() {
     for (auto& inst : impl_->instances) {
         impl_->launch(*inst);
     }
+    impl_->metrics_source.executor = impl_->state->control;
     impl_->metrics_source.metrics = [impl = impl_.get()] {
         return detail::metrics_text(impl->instances, impl->metrics_endpoint.get(), impl->started_at);
     };
