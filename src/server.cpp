@@ -98,6 +98,7 @@ struct Server::Impl {
             inst->sweep_timer.reset();
         }
         state->control = {};
+        metrics_source.executor = {};  // a copy of the control strand
         ioc.reset();
     }
 

@@ -1,0 +1,165 @@
+#include "outbox.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cerrno>
+
+namespace coserve::services::chat {
+
+namespace asio = boost::asio;
+
+MessageRef Delivery::make(std::initializer_list<std::string_view> parts, std::string_view eol) {
+    MessageRef m(pool_.acquire());
+    m->text.clear();
+    for (auto p : parts) m->text.append(p);
+    m->text.append(eol);
+    return m;
+}
+
+void Delivery::enqueue(Member& member, const MessageRef& m, FlushList& flush) {
+    if (member.dead.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(member.mutex);
+    if (member.queue.full()) {
+        drop_slow(member);
+        return;
+    }
+    member.queue.push(m);
+    if (!member.pending && !member.in_flush_list) {
+        member.in_flush_list = true;
+        flush.push_back(member.shared_from_this());
+    }
+}
+
+void Delivery::flush(FlushList& list) {
+    flush_range(list, 0, list.size());
+    list.clear();
+}
+
+// A line to 10,000 members does not hold up everyone else on the loop for the
+// 10,000 sends. The sender's own later lines wait for the whole flush;
+// members still in the list keep their place (in_flush_list), so every
+// member's lines stay in order. If the session is cancelled meanwhile, the
+// rest is flushed at once.
+asio::awaitable<void> Delivery::flush_sliced(FlushList& list) {
+    constexpr std::size_t slice = 256;
+    std::size_t done = 0;
+    try {
+        while (list.size() - done > slice) {
+            flush_range(list, done, done + slice);
+            done += slice;
+            const auto executor = co_await asio::this_coro::executor;
+            co_await asio::post(executor, asio::deferred);
+        }
+    } catch (...) {
+        flush_range(list, done, list.size());
+        list.clear();
+        throw;
+    }
+    flush_range(list, done, list.size());
+    list.clear();
+}
+
+void Delivery::flush_range(FlushList& list, std::size_t from, std::size_t to) {
+    for (std::size_t k = from; k < to; ++k) {
+        Member* member = list[k].get();
+        std::lock_guard lock(member->mutex);
+        member->in_flush_list = false;
+        if (!member->pending) send_locked(*member);
+    }
+}
+
+bool Delivery::send_locked(Member& member) {
+    constexpr std::size_t max_iov = 64;
+    while (!member.queue.empty() && member.fd >= 0 && !member.dead) {
+        std::array<iovec, max_iov> iov;
+        const std::size_t n = std::min(max_iov, member.queue.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::string& text = member.queue.at(i)->text;
+            const std::size_t skip = i == 0 ? member.sent_of_head : 0;
+            iov[i] = {const_cast<char*>(text.data()) + skip, text.size() - skip};
+        }
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = n;
+        const ssize_t sent = ::sendmsg(member.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            kill(member);  // the client is gone
+            return false;
+        }
+        member.bytes_out += static_cast<std::size_t>(sent);
+        member.connection->touch();
+        std::size_t left = static_cast<std::size_t>(sent);
+        while (left > 0) {
+            const std::size_t rest = member.queue.at(0)->text.size() - member.sent_of_head;
+            if (left < rest) {
+                member.sent_of_head += left;
+                break;
+            }
+            left -= rest;
+            member.sent_of_head = 0;
+            member.queue.pop();
+        }
+    }
+    if (member.queue.empty()) return true;
+    if (!member.pending && !member.dead) {
+        member.pending = true;  // the writer waits for room in the socket
+        if (member.waiting) {
+            member.waiting = false;
+            asio::post(member.executor, [self = member.shared_from_this()] { self->wake.cancel(); });
+        }
+    }
+    return false;
+}
+
+void Delivery::drop_slow(Member& member) {
+    if (member.too_slow.exchange(true)) return;
+    ++slow_consumers_;
+    kill(member);
+}
+
+void Delivery::kill(Member& member) {
+    if (member.dead.exchange(true)) return;
+    asio::post(member.executor, [self = member.shared_from_this()] {
+        if (self->connection) {
+            boost::system::error_code ignored;
+            self->connection->socket().cancel(ignored);  // ends the pending read and wait
+        }
+        self->wake.cancel();
+    });
+}
+
+asio::awaitable<void> Delivery::writer(Connection& c, std::shared_ptr<Member> m) {
+    for (;;) {
+        bool sleep = false;
+        {
+            std::lock_guard lock(m->mutex);
+            if (m->dead) co_return;
+            if (!m->pending) {
+                if (m->closing) co_return;
+                m->waiting = true;
+                sleep = true;
+            }
+        }
+        if (sleep) {  // until a sender finds the socket full and hands the queue over
+            m->wake.expires_at(asio::steady_timer::time_point::max());
+            co_await m->wake.async_wait(asio::as_tuple(asio::deferred));
+            continue;
+        }
+        auto [ec] = co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::as_tuple(asio::deferred));
+        if (ec) co_return;  // cancelled: the session is ending
+        std::lock_guard lock(m->mutex);
+        if (send_locked(*m)) m->pending = false;
+    }
+}
+
+}  // namespace coserve::services::chat

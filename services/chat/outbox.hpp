@@ -1,0 +1,103 @@
+// chat: a member and the delivery of lines into its outbox.
+//
+// A Member is shared by its session's reader and its writer coroutine (hence
+// shared_ptr) and reached by other members' senders. A sender enqueues a
+// reference to a Message in each recipient's bounded queue, then, once its
+// input runs dry, flushes the queues it touched: one gathered non-blocking
+// send per recipient, so a burst lands in the kernel's buffers instead of
+// ours. What the kernel does not take waits for the member's own writer; a
+// member whose queue is full is dropped as too slow, never waited for.
+//
+// Locking: the hub's mutex guards a member's name and room; the member's own
+// mutex its queue and the socket's send side. Order: hub, then member.
+#pragma once
+
+#include "message.hpp"
+
+#include <coserve/connection.hpp>
+#include <coserve/token_bucket.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coserve::services::chat {
+
+struct Room;
+
+struct Member : std::enable_shared_from_this<Member> {
+    Member(boost::asio::any_io_executor ex, std::size_t max_queue) : executor(ex), queue(max_queue), wake(ex), done(ex) {}
+
+    boost::asio::any_io_executor executor;
+    // The hub's, guarded by the hub's mutex.
+    std::string nick;
+    Room* room = nullptr;
+    std::size_t index = 0;  // position in room->members
+    // The outbox, guarded by `mutex`. Any thread may send, under the lock, while fd >= 0.
+    std::mutex mutex;
+    int fd = -1;
+    Connection* connection = nullptr;
+    Ring<MessageRef> queue;
+    std::size_t sent_of_head = 0;  // bytes of the queue's first message already sent
+    bool pending = false;          // the kernel was full: the writer owns flushing
+    bool in_flush_list = false;
+    bool waiting = false;          // the writer sleeps on `wake`
+    bool closing = false;          // the writer exits once nothing is pending
+    std::uint64_t bytes_out = 0;
+    // Set once, from any thread: the member is being dropped.
+    std::atomic<bool> dead{false};
+    std::atomic<bool> too_slow{false};
+    // The session's, on `executor` only.
+    boost::asio::steady_timer wake;
+    boost::asio::steady_timer done;
+    bool writer_done = false;
+    TokenBucket bucket;                 // the rate limit
+    std::string_view eol = "\r\n";      // how the line being handled ended (a literal)
+};
+
+// The members whose queues one sender touched; flushed when its input runs dry.
+using FlushList = std::vector<std::shared_ptr<Member>>;
+
+// Thread-safe.
+class Delivery {
+public:
+    // Lines the server starts end in CRLF; a reply to a line ends as that line did.
+    MessageRef make(std::initializer_list<std::string_view> parts, std::string_view eol = "\r\n");
+    // Queues `m` for `member` (sent at the next flush); drops the member if its queue is full.
+    void enqueue(Member& member, const MessageRef& m, FlushList& flush);
+    void tell(Member& member, std::initializer_list<std::string_view> parts, FlushList& flush) {
+        enqueue(member, make(parts), flush);
+    }
+    // A reply to the line `member` is sending (its reader only).
+    void reply(Member& member, std::initializer_list<std::string_view> parts, FlushList& flush) {
+        enqueue(member, make(parts, member.eol), flush);
+    }
+    // Sends what the kernel takes of each listed queue; the rest goes to the members' writers.
+    void flush(FlushList& list);
+    // flush() in slices with a turn of the event loop between them (a large room).
+    boost::asio::awaitable<void> flush_sliced(FlushList& list);
+    // Ends a member's session from any thread: its reader and writer stop.
+    void kill(Member& member);
+    // The member's writer: waits for room in the socket while the queue is handed to it.
+    boost::asio::awaitable<void> writer(Connection& c, std::shared_ptr<Member> m);
+
+    std::uint64_t slow_consumers() const noexcept { return slow_consumers_.load(std::memory_order_relaxed); }
+
+private:
+    void flush_range(FlushList& list, std::size_t from, std::size_t to);
+    bool send_locked(Member& member);  // member mutex held; true if the queue is now empty
+    void drop_slow(Member& member);
+
+    MessagePool pool_;
+    std::atomic<std::uint64_t> slow_consumers_{0};
+};
+
+}  // namespace coserve::services::chat

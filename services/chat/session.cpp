@@ -1,0 +1,179 @@
+// chat: one client's session. The reader (this coroutine) reads lines and
+// runs the commands; a writer coroutine takes over the member's queue when
+// the socket is full. They share the Member.
+#include "chat.hpp"
+
+#include <coserve/lines.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/this_coro.hpp>
+
+namespace coserve::services::chat {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+asio::awaitable<void> Chat::serve(Connection& c) {
+    auto m = std::make_shared<Member>(c.socket().get_executor(), o_.max_queue);
+    {
+        std::lock_guard lock(m->mutex);
+        m->connection = &c;
+        m->fd = c.socket().native_handle();
+    }
+    m->bucket = TokenBucket(o_.rate, clock::now());
+    const auto asking = directory_.asking(m->executor);
+    FlushList pending;
+    if (!co_await admit(c, m, asking.get(), pending)) co_return;
+    bool quitting = false;
+    bool writer_started = false;
+    std::exception_ptr failure;
+    try {  // from here on every exit goes through leave()
+        co_await out_.flush_sliced(pending);
+        start_writer(c, m);
+        writer_started = true;
+        co_await read_lines(c, m, asking.get(), quitting, pending);
+    } catch (...) {
+        failure = std::current_exception();
+        if (!writer_started) m->writer_done = true;
+    }
+    // The clean-up runs even when the framework cancelled the session.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    if (co_await leave(c, m, quitting, pending)) co_return;  // dropped as too slow
+    if (failure && !quitting) std::rethrow_exception(failure);
+    c.shutdown_send();
+}
+
+// A name (in a cluster, one no daemon has given out), the start room and its
+// history (in a cluster, from Redis). False, with the client told, when full.
+asio::awaitable<bool> Chat::admit(Connection& c, const std::shared_ptr<Member>& m, Asking* asking, FlushList& pending) {
+    const std::string guest = co_await directory_.guest(asking);
+    const auto history = co_await directory_.history(asking, o_.hub.room);
+    if (hub_.admit(m, guest, history ? &*history : nullptr, pending)) co_return true;
+    if (!guest.empty()) directory_.release(guest);
+    {
+        std::lock_guard lock(m->mutex);
+        m->fd = -1;
+        m->connection = nullptr;
+    }
+    const std::string full = "* error: chat is full (" + std::to_string(o_.hub.max_clients) + " clients)\r\n";
+    co_await c.write(asio::buffer(full));
+    co_return false;
+}
+
+void Chat::start_writer(Connection& c, const std::shared_ptr<Member>& m) {
+    m->done.expires_at(asio::steady_timer::time_point::max());
+    asio::co_spawn(m->executor, out_.writer(c, m), [this, m](std::exception_ptr) {
+        m->writer_done = true;
+        m->done.cancel();
+        bool closing = false;
+        {
+            std::lock_guard lock(m->mutex);
+            closing = m->closing;
+        }
+        if (!closing) out_.kill(*m);  // the writer failed first: end the reader too
+    });
+}
+
+asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Member>& m, Asking* asking, bool& quitting,
+                                       FlushList& pending) {
+    LineReader lines(c, c.options().max_line, Duration::zero());
+    asio::steady_timer pacer(m->executor);
+    const std::string too_long = "* error: line too long (max " + std::to_string(c.options().max_line) + " bytes)";
+    std::size_t since_flush = 0;
+    while (!quitting && !m->dead) {
+        // Flush when the input runs dry, and every 64 lines of a long burst.
+        if (!pending.empty() && (!lines.ready() || ++since_flush >= 64)) {
+            co_await out_.flush_sliced(pending);
+            since_flush = 0;
+        }
+        Line line = co_await lines.next();
+        if (line.kind == Line::Kind::end || m->dead) break;
+        if (line.kind == Line::Kind::too_long) {
+            out_.tell(*m, {too_long}, pending);
+            continue;
+        }
+        const ChatCommand cmd = parse_chat_line(line.text);
+        if (cmd.kind == ChatCommand::Kind::empty) continue;
+        m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
+        if (o_.rate.limited() && !m->bucket.take(o_.rate, clock::now())) co_await pace(*m, pacer, pending);
+        if (uses_directory(cmd.kind)) {
+            co_await out_.flush_sliced(pending);  // what was said before is not held up by the answer
+            co_await look_up(m, asking, cmd, pending);
+        } else {
+            handle(m, cmd, quitting, pending);
+        }
+    }
+}
+
+// Fakelag, as IRC servers do it: a client over its rate is not read until
+// it is back within it. Its later lines wait in our line buffer and in the
+// kernel's (TCP flow control), and none is lost. What it was sent meanwhile
+// is flushed first. Called when the bucket was found empty (the common case,
+// a token there, costs no coroutine frame).
+asio::awaitable<void> Chat::pace(Member& m, asio::steady_timer& timer, FlushList& pending) {
+    ++rate_delayed_;
+    co_await out_.flush_sliced(pending);
+    while (!m.bucket.take(o_.rate, clock::now())) {
+        const auto wait = m.bucket.wait(o_.rate, clock::now());
+        rate_delay_ns_ += static_cast<std::uint64_t>(std::chrono::nanoseconds(wait).count());
+        timer.expires_after(wait);
+        co_await timer.async_wait(asio::deferred);
+    }
+}
+
+// The room hears the leave (after /quit it has already), the writer ends, and
+// no sender may touch the socket any more. A member dropped as too slow gets
+// a last line, best effort: it is not reading. True for such a member.
+asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& m, bool quitting, FlushList& pending) {
+    const bool slow = m->too_slow;
+    if (!quitting) hub_.remove(*m, slow ? "left (too slow)" : "left", pending);
+    out_.flush(pending);  // after /quit this sends "* bye"
+    {
+        std::lock_guard lock(m->mutex);
+        m->closing = true;
+    }
+    if (!quitting || slow) {
+        m->dead = true;
+        boost::system::error_code ignored;
+        c.socket().cancel(ignored);
+    }
+    m->wake.cancel();
+    co_await wait_writer(c, *m, quitting);
+    {
+        std::lock_guard lock(m->mutex);
+        m->fd = -1;
+        m->connection = nullptr;
+        c.add_bytes_out(m->bytes_out);
+    }
+    if (slow) {
+        static constexpr std::string_view bye = "\r\n* error: too slow, disconnected\r\n";
+        boost::system::error_code ignored;
+        c.socket().non_blocking(true, ignored);
+        c.socket().send(asio::buffer(bye.data(), bye.size()), 0, ignored);
+    }
+    co_return slow;
+}
+
+// After /quit the writer may still be flushing "* bye" to a client that does
+// not read: it gets 5 s, and is stopped at once if the framework cancels the
+// session (shutdown, idle timeout), even if that came while nothing was
+// pending.
+asio::awaitable<void> Chat::wait_writer(Connection& c, Member& m, bool quitting) {
+    m.done.expires_after(std::chrono::seconds(5));
+    while (!m.writer_done) {
+        co_await m.done.async_wait(asio::as_tuple(asio::deferred));
+        const auto state = co_await asio::this_coro::cancellation_state;
+        if (!m.writer_done &&
+            (state.cancelled() != asio::cancellation_type::none || clock::now() >= m.done.expiry() || !quitting)) {
+            m.dead = true;
+            boost::system::error_code ignored;
+            c.socket().cancel(ignored);
+            m.wake.cancel();
+            m.done.expires_at(asio::steady_timer::time_point::max());
+        }
+    }
+}
+
+}  // namespace coserve::services::chat

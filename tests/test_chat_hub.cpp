@@ -1,0 +1,159 @@
+// Unit: the chat hub (rooms, names, history, the checks) without sockets.
+// Members have no socket (fd -1): what the hub sends them stays in their
+// queues, where these tests read it.
+#include <catch2/catch.hpp>
+
+#include "../services/chat/hub.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+using namespace coserve::services;
+using namespace coserve::services::chat;
+
+namespace {
+
+struct Fixture {
+    boost::asio::io_context ioc;
+    Delivery out;
+    Hub hub{HubOptions{.room = "lobby", .history = 2, .max_clients = 3}, out};
+    FlushList flush;
+
+    std::shared_ptr<Member> admit(const std::string& guest = "") {
+        auto m = std::make_shared<Member>(ioc.get_executor(), 100);
+        return hub.admit(m, guest, nullptr, flush) ? m : nullptr;
+    }
+};
+
+// Everything queued for `m`, taken out, one string per line.
+std::vector<std::string> take(Member& m) {
+    std::vector<std::string> lines;
+    std::lock_guard lock(m.mutex);
+    while (!m.queue.empty()) lines.push_back(m.queue.pop()->text);
+    return lines;
+}
+
+using Lines = std::vector<std::string>;
+
+// Records what the hub tells the cluster, in order.
+struct Recorder final : HubMirror {
+    std::vector<std::string> calls;
+    void name_taken(std::string_view n) override { calls.push_back("taken " + std::string(n)); }
+    void name_released(std::string_view n) override { calls.push_back("released " + std::string(n)); }
+    void placed(std::string_view n, std::string_view r) override { calls.push_back("placed " + std::string(n) + " " + std::string(r)); }
+    void unplaced(std::string_view n) override { calls.push_back("unplaced " + std::string(n)); }
+    void event(std::string_view k, std::string_view r, std::string_view n, std::string_view t) override {
+        calls.push_back("event " + std::string(k) + " " + std::string(r) + " " + std::string(n) + " " + std::string(t));
+    }
+    void remember(std::string_view r, const MessageRef& line) override { calls.push_back("remember " + std::string(r) + " " + line->text); }
+};
+
+}  // namespace
+
+TEST_CASE("chat hub: admission, names, the room hears joins and lines") {
+    Fixture f;
+    auto a = f.admit();
+    auto b = f.admit("alice");
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(b->nick == "alice");
+    CHECK(a->nick.starts_with("guest"));
+    CHECK(take(*a) == Lines{"* welcome to #lobby, you are " + a->nick + " (type /help for commands)\r\n",
+                            "* alice joined #lobby\r\n"});
+    CHECK(take(*b) == Lines{"* welcome to #lobby, you are alice (type /help for commands)\r\n"});
+    auto c = f.admit("ALICE");  // the cluster's guest name, taken here (case-insensitively): a local one instead
+    REQUIRE(c);
+    CHECK(c->nick.starts_with("guest"));
+    CHECK(f.admit() == nullptr);  // max_clients = 3
+    take(*b);
+    take(*c);
+    f.hub.say(*b, false, "hi", f.flush);
+    f.hub.say(*b, true, "waves", f.flush);
+    take(*a);
+    CHECK(take(*c) == Lines{"<alice> hi\r\n", "* alice waves\r\n"});
+    CHECK(take(*b).empty());  // not to the sender
+    CHECK(f.hub.messages() == 2);
+}
+
+TEST_CASE("chat hub: each check once, then the change") {
+    Fixture f;
+    auto a = f.admit("alice");
+    auto b = f.admit("bob");
+    take(*a);
+    take(*b);
+    CHECK(f.hub.nick_error(*a, "bad name") == "* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)");
+    CHECK(f.hub.nick_error(*a, "BOB") == "* error: nickname BOB is taken");
+    CHECK(f.hub.nick_error(*a, "ALICE").empty());  // one's own name in other case
+    CHECK_FALSE(f.hub.rename(*a, "Bob", f.flush));
+    a->eol = "\n";  // a reply ends as the command did
+    REQUIRE(f.hub.rename(*a, "carol", f.flush));
+    CHECK(take(*a) == Lines{"* you are now known as carol\n"});
+    CHECK(take(*b) == Lines{"* alice is now known as carol\r\n"});
+    CHECK(f.hub.join_error(*a, "no way") == "* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)");
+    CHECK(f.hub.join_error(*a, "LOBBY") == "* error: you are already in #lobby");
+    CHECK(room_argument("#dev") == "dev");
+    CHECK(f.hub.join_error(*a, "dev").empty());
+    REQUIRE(f.hub.move(a, "dev", nullptr, f.flush));
+    CHECK_FALSE(f.hub.move(a, "DEV", nullptr, f.flush));
+    CHECK(take(*a) == Lines{"* you joined #dev\n"});
+    CHECK(take(*b) == Lines{"* carol left for #dev\r\n"});
+    f.hub.tell_members(*b, ChatCommand::Kind::rooms, nullptr, f.flush);
+    CHECK(take(*b) == Lines{"* 2 rooms: #dev (1), #lobby (1)\r\n"});
+    const Others others{{"zed", "lobby"}, {"amy", "LOBBY"}, {"x", "ops"}};
+    f.hub.tell_members(*b, ChatCommand::Kind::who, &others, f.flush);
+    CHECK(take(*b) == Lines{"* 3 in #lobby: amy, bob, zed\r\n"});
+    f.hub.tell_members(*b, ChatCommand::Kind::rooms, &others, f.flush);
+    CHECK(take(*b) == Lines{"* 3 rooms: #dev (1), #lobby (3), #ops (1)\r\n"});
+    CHECK(f.hub.private_message(*b, "CAROL", "psst", f.flush));
+    CHECK_FALSE(f.hub.private_message(*b, "nobody", "psst", f.flush));
+    CHECK(take(*a) == Lines{"<bob> (private) psst\r\n"});
+}
+
+TEST_CASE("chat hub: history for newcomers, and rooms vanish with their last member") {
+    Fixture f;
+    auto a = f.admit("alice");
+    for (const char* line : {"one", "two", "three"}) f.hub.say(*a, false, line, f.flush);
+    auto b = f.admit("bob");
+    CHECK(take(*b) == Lines{"* welcome to #lobby, you are bob (type /help for commands)\r\n", "<alice> two\r\n",
+                            "<alice> three\r\n"});  // history = 2
+    const std::vector<std::string> remote{"<x> from redis"};
+    auto c = std::make_shared<Member>(f.ioc.get_executor(), 100);
+    REQUIRE(f.hub.admit(c, "carol", &remote, f.flush));
+    CHECK(take(*c) == Lines{"* welcome to #lobby, you are carol (type /help for commands)\r\n", "<x> from redis\r\n"});
+    f.hub.remove(*a, "left (lunch)", f.flush);
+    f.hub.remove(*c, "left", f.flush);
+    CHECK(take(*b).back() == "* carol left\r\n");
+    f.hub.remove(*b, "left", f.flush);
+    CHECK(f.hub.clients() == 0);
+    auto d = f.admit("dave");  // a new #lobby: no history
+    CHECK(take(*d).size() == 1);
+}
+
+TEST_CASE("chat hub: the cluster hears membership before the event that announces it") {
+    Fixture f;
+    Recorder r;
+    f.hub.set_mirror(&r);
+    auto a = f.admit("alice");
+    f.hub.say(*a, false, "hi", f.flush);
+    REQUIRE(f.hub.rename(*a, "al", f.flush));
+    REQUIRE(f.hub.move(a, "dev", nullptr, f.flush));
+    f.hub.remove(*a, "left", f.flush);
+    CHECK(r.calls == std::vector<std::string>{
+                         "taken alice", "placed alice lobby", "event join lobby alice ",
+                         "remember lobby <alice> hi\r\n", "event msg lobby alice hi",
+                         "released alice", "taken al", "unplaced alice", "placed al lobby", "event nick lobby al alice",
+                         "placed al dev", "event leave lobby al left for #dev", "placed al dev", "event join dev al ",
+                         "unplaced al", "event leave dev al left", "released al"});
+}
+
+TEST_CASE("chat hub: a link outage is told once to everyone, and to each newcomer while it lasts") {
+    Fixture f;
+    auto a = f.admit("alice");
+    take(*a);
+    f.hub.link_state(false, f.flush);
+    f.hub.link_state(false, f.flush);
+    CHECK(take(*a) == Lines{std::string(Hub::link_down_notice) + "\r\n"});
+    auto b = f.admit("bob");
+    CHECK(take(*b).back() == std::string(Hub::link_down_notice) + "\r\n");
+    f.hub.link_state(true, f.flush);
+    CHECK(take(*a).back() == std::string(Hub::link_restored_notice) + "\r\n");
+}
