@@ -95,6 +95,12 @@ public:
     // Listeners, sweeps, signals and shutdown run here (a strand when threads > 1).
     boost::asio::any_io_executor control;
     std::atomic<long long> connections{0};
+    // A session's permit ends: at shutdown, the last one calls
+    // on_last_connection (set before the loop runs), which wakes the drain.
+    void connection_ended() {
+        if (connections.fetch_sub(1) == 1 && stopping && on_last_connection) on_last_connection();
+    }
+    std::function<void()> on_last_connection;
     std::atomic<long long> max_connections;  // [server] max_connections, changed by reload
     std::set<unsigned short> udp_ports;      // every UDP port served (on the control executor only)
     std::atomic<bool> stopping{false};

@@ -31,6 +31,15 @@ enum class Refusal : std::uint8_t {
 };
 const char* refusal_name(Refusal r) noexcept;
 constexpr std::size_t refusal_count = static_cast<std::size_t>(Refusal::count_);
+// Which reasons can close a TCP connection at accept, and which can drop a
+// datagram: the one list /metrics and the SIGUSR1 status both use.
+constexpr bool refuses_connections(Refusal r) noexcept {
+    return r == Refusal::limit || r == Refusal::acl || r == Refusal::per_source || r == Refusal::rate ||
+           r == Refusal::table_full;
+}
+constexpr bool drops_datagrams(Refusal r) noexcept {
+    return r != Refusal::none && r != Refusal::count_ && r != Refusal::limit && r != Refusal::per_source;
+}
 
 class SourceLimits {
 public:

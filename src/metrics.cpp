@@ -127,11 +127,10 @@ std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances
         for (std::size_t r = 1; r < refusal_count; ++r) {
             const auto reason = std::string("reason=\"") + refusal_name(static_cast<Refusal>(r)) + "\"";
             const auto why = static_cast<Refusal>(r);
-            if (why == Refusal::limit || why == Refusal::acl || why == Refusal::per_source || why == Refusal::rate ||
-                why == Refusal::table_full)
+            if (refuses_connections(why))
                 f.add("connections_rejected_total", "counter", "TCP connections closed at accept, by reason.",
                       static_cast<double>(k.refused[r].load()), reason);
-            if (why != Refusal::limit && why != Refusal::per_source)
+            if (drops_datagrams(why))
                 f.add("datagrams_dropped_total", "counter", "UDP datagrams dropped unanswered, by reason.",
                       static_cast<double>(k.dropped[r].load()), reason);
         }

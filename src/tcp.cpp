@@ -49,8 +49,8 @@ public:
     ~Permit() {
         if (!inst_) return;
         --inst_->counters.active;
-        --inst_->server.connections;
         inst_->limits.release(source_);
+        inst_->server.connection_ended();
     }
 
 private:
