@@ -22,7 +22,23 @@ int io_concurrency_hint(int threads) {
 }
 
 
-Server::Server(Config config, ServerOptions options) : impl_(std::make_unique<Impl>(std::move(config), options)) {}
+namespace {
+// The keys only a daemon acts on: refused where nobody would.
+void refuse_daemon_keys(const Config& config, const ServerOptions& options) {
+    if (options.daemon_keys) return;
+    const std::pair<const char*, const std::string*> keys[] = {
+        {"pid_file", &config.server.pid_file}, {"user", &config.server.user}, {"group", &config.server.group}};
+    for (const auto& [key, value] : keys)
+        if (!value->empty())
+            throw ConfigError(config.file + ": [server] " + key +
+                              ": only a daemon acts on this key (coserved does); this program does not, so it is refused");
+}
+}  // namespace
+
+Server::Server(Config config, ServerOptions options) {
+    refuse_daemon_keys(config, options);
+    impl_ = std::make_unique<Impl>(std::move(config), options);
+}
 
 Server::~Server() = default;
 

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <coserve/config.hpp>
+#include <coserve/server.hpp>
 #include <coserve/service.hpp>
 
 #include <stdexcept>
@@ -230,4 +231,21 @@ TEST_CASE("register_service: a program's own service type is configured like a b
     CHECK_THROWS_AS(coserve::register_service(dummy_type), std::invalid_argument);  // the name is taken
     const coserve::ServiceType echo_again{"echo", dummy_type.create};
     CHECK_THROWS_AS(coserve::register_service(echo_again), std::invalid_argument);  // so are the built-in ones
+}
+
+TEST_CASE("a program embedding the library refuses the daemon's keys instead of ignoring them") {
+    for (const char* key : {"pid_file = /run/x.pid", "user = nobody", "group = nogroup"}) {
+        std::string ini = std::string("[server]\n") + key + "\n[echo]\ntcp = 127.0.0.1:0\n";
+        if (std::string_view(key).starts_with("group")) ini = "[server]\nuser = nobody\n" + ini.substr(9);
+        auto config = coserve::load_config_text(ini, "embedded.ini");
+        const std::string name = std::string(key).substr(0, std::string(key).find(' '));
+        const std::string first = std::string_view(key).starts_with("group") ? "user" : name;
+        CHECK_THROWS_WITH(coserve::Server(config),
+                          "embedded.ini: [server] " + first +
+                              ": only a daemon acts on this key (coserved does); this program does not, so it is refused");
+        coserve::ServerOptions acts;
+        acts.daemon_keys = true;
+        acts.handle_signals = false;
+        CHECK_NOTHROW(coserve::Server(std::move(config), acts));  // a program that acts on them says so
+    }
 }

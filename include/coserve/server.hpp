@@ -56,10 +56,16 @@ struct ServerOptions {
     // Used instead of binding the endpoints they are bound to. Never closed,
     // also not when a reload no longer needs them (the manager owns them).
     std::vector<InheritedSocket> inherited;
+    // [server] pid_file, user and group are a daemon's to act on (coserved
+    // does, in its main). A program that acts on them itself sets this; for
+    // any other, a configuration that sets them is refused by the Server's
+    // constructor (ConfigError, one line naming the key), never ignored.
+    bool daemon_keys = false;
 };
 
 class Server {
 public:
+    // Throws ConfigError for the daemon's keys unless options.daemon_keys.
     explicit Server(Config config, ServerOptions options = {});
     ~Server();
     Server(const Server&) = delete;
