@@ -41,7 +41,8 @@ test: deps
 	cmake --build --preset debug
 	ctest --preset debug
 	cmake --preset release
-	cmake --build --preset release --target coserved coserve coserve_shared coserve-soak coserve-bench epoll_echo
+	cmake --build --preset release --target coserved coserve coserve_shared coserve_services coserve_services_shared \
+	  coserve-soak coserve-bench epoll_echo
 	tests/e2e_install.sh build/release
 	tests/e2e_valgrind.sh build/release/coserved
 	scripts/soak 60

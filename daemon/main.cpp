@@ -7,6 +7,7 @@
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
 #include <coserve/server.hpp>
+#include <coserve/services.hpp>
 
 #include "daemon.hpp"
 
@@ -151,6 +152,7 @@ void serve(coserve::Config config, const po::variables_map& vm, int& report) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    coserve::services::register_builtin();
     int status = 0;
     const auto vm = parse_command_line(argc, argv, status);
     if (!vm) return status;

@@ -5,9 +5,15 @@
 #include "check.hpp"
 
 #include <coserve/config.hpp>
+#include <coserve/services.hpp>
 
 #include <cstdint>
 #include <string>
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    coserve::services::register_builtin();  // sections name the built-in services
+    return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);

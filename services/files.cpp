@@ -125,7 +125,6 @@ public:
     }
 
     asio::awaitable<void> serve(Connection& c) override {
-        c.socket().native_non_blocking(true);
         if (!o_.serve_file.empty()) {
             co_await send_whole_file(c);
             co_return;
@@ -166,33 +165,16 @@ private:
         co_await c.write(out);
     }
 
-    // Sends [offset, offset + count) of `file` with sendfile(2): what the
-    // socket takes now, then a wait for writability; no user-space copy, no
-    // buffer, so a client that stops reading costs nothing but its socket.
+    // sendfile(2), paced by the client's reading (Connection::send_file).
     asio::awaitable<void> send_file(Connection& c, int file, std::uint64_t offset, std::uint64_t count) {
-        const int sock = c.socket().native_handle();
-        off_t off = static_cast<off_t>(offset);
-        std::uint64_t since_yield = 0;
-        while (count > 0) {
-            const ssize_t n = ::sendfile(sock, file, &off, static_cast<std::size_t>(std::min<std::uint64_t>(count, 1 << 20)));
-            if (n > 0) {
-                count -= static_cast<std::uint64_t>(n);
-                c.add_bytes_out(static_cast<std::uint64_t>(n));
-                sent_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-                c.touch();
-                if ((since_yield += static_cast<std::uint64_t>(n)) >= (16u << 20)) {  // be fair to the other clients
-                    since_yield = 0;
-                    co_await asio::post(c.socket().get_executor(), asio::deferred);
-                }
-                continue;
-            }
-            if (n == 0) throw std::runtime_error("file shrank during the transfer");  // cannot send what we promised
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                throw boost::system::system_error(errno, boost::system::system_category(), "sendfile");
-            since_yield = 0;
-            co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::deferred);
+        const std::uint64_t before = c.bytes_out();
+        try {
+            co_await c.send_file(file, offset, count);
+        } catch (...) {
+            sent_.fetch_add(c.bytes_out() - before, std::memory_order_relaxed);
+            throw;
         }
+        sent_.fetch_add(c.bytes_out() - before, std::memory_order_relaxed);
     }
 
     asio::awaitable<void> send_whole_file(Connection& c) {
@@ -276,8 +258,7 @@ private:
             if (n == 0) break;
             EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
             off += n;
-            c.touch();  // hashing a huge file is activity, not idleness
-            co_await asio::post(c.socket().get_executor(), asio::deferred);  // one chunk per turn: others go on
+            co_await c.busy_turn();  // one chunk per turn: others go on, and hashing a huge file is not idleness
         }
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int len = 0;

@@ -1,48 +1,24 @@
-// The service types: the built-in ones, from services.def, and those a
-// program embedding the server registers.
+// The built-in services: one line each in services.def; their files are
+// services/NAME.cpp (chat: services/chat/).
+#include <coserve/services.hpp>
 #include <coserve/service.hpp>
 
-#include <array>
-#include <stdexcept>
-#include <string>
-#include <vector>
+#include <mutex>
 
 namespace coserve::services {
-#define COSERVE_SERVICE(name) extern const ServiceType name##_service;
+
+#define COSERVE_SERVICE(id) extern const ServiceType id##_service;
 #include "services.def"
 #undef COSERVE_SERVICE
+
+void register_builtin() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+#define COSERVE_SERVICE(id) \
+    if (!find_service_type(id##_service.name)) register_service(id##_service);
+#include "services.def"
+#undef COSERVE_SERVICE
+    });
+}
+
 }  // namespace coserve::services
-
-namespace coserve {
-namespace {
-#define COSERVE_SERVICE(name) &services::name##_service,
-constexpr std::array builtin{
-#include "services.def"
-};
-#undef COSERVE_SERVICE
-
-// The built-in types, then those registered by the program (register_service).
-std::vector<const ServiceType*>& registry() {
-    static std::vector<const ServiceType*> types(builtin.begin(), builtin.end());
-    return types;
-}
-}  // namespace
-
-std::span<const ServiceType* const> service_types() {
-    return registry();
-}
-
-const ServiceType* find_service_type(std::string_view name) {
-    for (const auto* t : registry())
-        if (t->name == name) return t;
-    return nullptr;
-}
-
-void register_service(const ServiceType& type) {
-    if (type.name.empty() || !type.create) throw std::invalid_argument("register_service: a service type needs a name and a factory");
-    if (find_service_type(type.name))
-        throw std::invalid_argument("register_service: a service type named " + std::string(type.name) + " exists already");
-    registry().push_back(&type);
-}
-
-}  // namespace coserve

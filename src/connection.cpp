@@ -1,14 +1,21 @@
 #include <coserve/connection.hpp>
 
-#include "instance.hpp"
+#include "session.hpp"
 
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/as_tuple.hpp>
+
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
+#include <stdexcept>
 #include <cstring>
 #include <memory>
 
@@ -16,33 +23,47 @@ namespace coserve {
 
 namespace asio = boost::asio;
 
-Connection::Connection(asio::ip::tcp::socket socket, detail::Instance& instance, detail::SessionSlot& slot)
-    : socket_(std::move(socket)), instance_(instance), slot_(slot), read_timer_(socket_.get_executor()) {
+namespace detail {
+
+Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl)
+    : socket(std::move(s)), executor(socket.get_executor()), instance(inst), slot(sl), read_timer(executor) {
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    peer_ = ec ? std::string("?") : log::format_endpoint(ep);
-    socket_.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
+    auto ep = socket.remote_endpoint(ec);
+    peer = ec ? std::string("?") : log::format_endpoint(ep);
+    socket.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
     touch();
 }
 
-Connection::~Connection() = default;
+}  // namespace detail
+
+const std::string& Connection::peer() const noexcept {
+    return s_.peer;
+}
 
 const std::string& Connection::instance_name() const noexcept {
-    return instance_.config.name;
+    return s_.instance.config.name;
 }
 
 const InstanceOptions& Connection::options() const noexcept {
-    return instance_.config.options;
+    return s_.instance.config.options;
 }
 
-void Connection::touch() noexcept {
-    slot_.last_activity.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+const asio::any_io_executor& Connection::executor() const noexcept {
+    return s_.executor;
+}
+
+std::uint64_t Connection::bytes_in() const noexcept {
+    return s_.bytes_in;
+}
+
+std::uint64_t Connection::bytes_out() const noexcept {
+    return s_.bytes_out + s_.bytes_out_shared.load(std::memory_order_relaxed);
 }
 
 asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) {
-    auto [ec, n] = co_await socket_.async_read_some(buffer, asio::as_tuple(asio::deferred));
-    bytes_in_ += n;
-    touch();
+    auto [ec, n] = co_await s_.socket.async_read_some(buffer, asio::as_tuple(asio::deferred));
+    s_.bytes_in += n;
+    s_.touch();
     if (ec == asio::error::eof) co_return 0;
     if (ec) throw boost::system::system_error(ec, "read");
     co_return n;
@@ -55,43 +76,43 @@ thread_local std::array<char, 65536> loop_buffer;
 }  // namespace
 
 asio::awaitable<std::span<const char>> Connection::read_shared() {
-    if (eof_pending_) co_return std::span<const char>();
+    if (s_.eof_pending) co_return std::span<const char>();
     // Asio's own read into the connection's small buffer: it costs one recv
     // per message and no epoll_ctl (unlike waiting for readability), and
     // tries the socket first only when the last read may have left data.
     // What does not fit is read at once into the loop's buffer behind it.
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(small_), asio::as_tuple(asio::deferred));
+    auto [ec, n] = co_await s_.socket.async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred));
     if (ec) {
         if (ec == asio::error::eof) co_return std::span<const char>();
         throw boost::system::system_error(ec, "read");
     }
-    std::memcpy(loop_buffer.data(), small_.data(), n);
-    if (n == small_.size()) {
+    std::memcpy(loop_buffer.data(), s_.small.data(), n);
+    if (n == s_.small.size()) {
         boost::system::error_code more_ec;
-        n += socket_.read_some(asio::buffer(loop_buffer.data() + n, loop_buffer.size() - n), more_ec);
+        n += s_.socket.read_some(asio::buffer(loop_buffer.data() + n, loop_buffer.size() - n), more_ec);
         if (!more_ec) {
         } else if (more_ec == asio::error::eof) {
-            eof_pending_ = true;  // the bytes first, the end next time
+            s_.eof_pending = true;  // the bytes first, the end next time
         } else if (more_ec != asio::error::would_block && more_ec != asio::error::try_again) {
             throw boost::system::system_error(more_ec, "read");
         }
     }
-    bytes_in_ += n;
-    touch();
+    s_.bytes_in += n;
+    s_.touch();
     co_return std::span<const char>(loop_buffer.data(), n);
 }
 
 asio::awaitable<void> Connection::write_now(std::span<const char> data) {
     boost::system::error_code ec;
-    std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
+    std::size_t n = s_.socket.write_some(asio::buffer(data.data(), data.size()), ec);
     if (!ec) {
     } else if (ec == asio::error::would_block || ec == asio::error::try_again) {
         n = 0;
     } else {
         throw boost::system::system_error(ec, "write");
     }
-    bytes_out_ += n;
-    touch();
+    s_.bytes_out += n;
+    s_.touch();
     if (n == data.size()) co_return;
     const std::size_t left = data.size() - n;
     std::unique_ptr<char[]> rest(new char[left]);
@@ -103,31 +124,31 @@ asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::muta
     // The timeout cancels this read only, through its own cancellation slot,
     // so another coroutine's wait or write on the socket (chat's writer) is
     // not disturbed. The session's cancellation (idle timeout, shutdown) is
-    // forwarded to the same slot. The generation check and timer_handlers_
+    // forwarded to the same slot. The generation check and s_.timer_handlers
     // keep a late timer handler from touching a later read or a dead *this.
-    const unsigned generation = ++read_generation_;
-    timed_out_ = false;
-    read_timer_.expires_after(timeout);
-    ++timer_handlers_;
-    read_timer_.async_wait([this, generation](boost::system::error_code ec) {
-        --timer_handlers_;
-        if (!ec && generation == read_generation_) {
-            timed_out_ = true;
-            read_cancel_.emit(asio::cancellation_type::terminal);
+    const unsigned generation = ++s_.read_generation;
+    s_.timed_out = false;
+    s_.read_timer.expires_after(timeout);
+    ++s_.timer_handlers;
+    s_.read_timer.async_wait([this, generation](boost::system::error_code ec) {
+        --s_.timer_handlers;
+        if (!ec && generation == s_.read_generation) {
+            s_.timed_out = true;
+            s_.read_cancel.emit(asio::cancellation_type::terminal);
         }
     });
     auto session = (co_await asio::this_coro::cancellation_state).slot();
     if (session.is_connected())
-        session.assign([this](asio::cancellation_type type) { read_cancel_.emit(type); });
+        session.assign([this](asio::cancellation_type type) { s_.read_cancel.emit(type); });
     // (Asio 1.26 cannot bind a cancellation slot to asio::deferred.)
-    auto [ec, n] = co_await socket_.async_read_some(
-        buffer, asio::bind_cancellation_slot(read_cancel_.slot(), asio::as_tuple(asio::use_awaitable)));
+    auto [ec, n] = co_await s_.socket.async_read_some(
+        buffer, asio::bind_cancellation_slot(s_.read_cancel.slot(), asio::as_tuple(asio::use_awaitable)));
     if (session.is_connected()) session.clear();
-    ++read_generation_;
-    read_timer_.cancel();
-    if (ec == asio::error::operation_aborted && timed_out_) co_return std::nullopt;
-    bytes_in_ += n;
-    touch();
+    ++s_.read_generation;
+    s_.read_timer.cancel();
+    if (ec == asio::error::operation_aborted && s_.timed_out) co_return std::nullopt;
+    s_.bytes_in += n;
+    s_.touch();
     if (ec == asio::error::eof) co_return 0;
     if (ec) throw boost::system::system_error(ec, "read");
     co_return n;
@@ -135,27 +156,95 @@ asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::muta
 
 void Connection::shutdown_send() noexcept {
     boost::system::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    s_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
-asio::awaitable<void> Connection::linger() {
-    shutdown_send();
+asio::awaitable<void> Connection::write_gathered(std::span<const asio::const_buffer> buffers) {
+    auto [ec, n] = co_await asio::async_write(s_.socket, buffers, asio::as_tuple(asio::deferred));
+    s_.bytes_out += n;
+    s_.touch();
+    if (ec) throw boost::system::system_error(ec, "write");
+}
+
+asio::awaitable<void> Connection::send_file(int file, std::uint64_t offset, std::uint64_t count) {
+    const int sock = s_.socket.native_handle();
+    s_.socket.native_non_blocking(true);
+    off_t off = static_cast<off_t>(offset);
+    std::uint64_t since_yield = 0;
+    while (count > 0) {
+        const ssize_t n = ::sendfile(sock, file, &off, static_cast<std::size_t>(std::min<std::uint64_t>(count, 1 << 20)));
+        if (n > 0) {
+            count -= static_cast<std::uint64_t>(n);
+            s_.bytes_out += static_cast<std::uint64_t>(n);
+            s_.touch();
+            if ((since_yield += static_cast<std::uint64_t>(n)) >= (16u << 20)) {  // be fair to the other clients
+                since_yield = 0;
+                co_await asio::post(s_.executor, asio::deferred);
+            }
+            continue;
+        }
+        if (n == 0) throw std::runtime_error("file shrank during the transfer");  // cannot send what was promised
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            throw boost::system::system_error(errno, boost::system::system_category(), "sendfile");
+        since_yield = 0;
+        co_await s_.socket.async_wait(asio::ip::tcp::socket::wait_write, asio::deferred);
+    }
+}
+
+asio::awaitable<void> Connection::busy_turn() {
+    s_.touch();
+    co_await asio::post(s_.executor, asio::deferred);
+}
+
+std::optional<std::size_t> Connection::try_send(std::span<const iovec> data) noexcept {
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(data.data());
+    msg.msg_iovlen = data.size();
+    for (;;) {
+        const ssize_t sent = ::sendmsg(s_.socket.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent >= 0) {
+            s_.bytes_out_shared.fetch_add(static_cast<std::uint64_t>(sent), std::memory_order_relaxed);
+            s_.touch();
+            return static_cast<std::size_t>(sent);
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return std::nullopt;  // the client is gone
+    }
+}
+
+asio::awaitable<void> Connection::wait_writable() {
+    co_await s_.socket.async_wait(asio::ip::tcp::socket::wait_write, asio::deferred);
+}
+
+void Connection::cancel() noexcept {
+    boost::system::error_code ignored;
+    s_.socket.cancel(ignored);
+}
+
+namespace detail {
+
+asio::awaitable<void> Session::linger() {
+    connection_.shutdown_send();
     std::array<char, 4096> sink;
     std::size_t dropped = 0;
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (dropped < 64 * 1024) {
         const auto left = std::chrono::duration_cast<Duration>(end - std::chrono::steady_clock::now());
         if (left <= Duration::zero()) break;
-        const auto n = co_await read_some_for(asio::buffer(sink), left);
+        const auto n = co_await connection_.read_some_for(asio::buffer(sink), left);
         if (!n || *n == 0) break;
         dropped += *n;
     }
 }
 
-asio::awaitable<void> Connection::quiesce() {
-    read_timer_.cancel();
-    while (timer_handlers_ > 0) co_await asio::post(socket_.get_executor(), asio::deferred);
+asio::awaitable<void> Session::quiesce() {
+    read_timer.cancel();
+    while (timer_handlers > 0) co_await asio::post(executor, asio::deferred);
 }
+
+}  // namespace detail
 
 bool is_normal_close(const boost::system::error_code& ec) noexcept {
     namespace e = asio::error;

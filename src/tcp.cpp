@@ -1,5 +1,6 @@
 // TCP: the accept loop, the per-connection coroutine, and the idle sweep.
 #include "listeners.hpp"
+#include "session.hpp"
 
 #include <coserve/connection.hpp>
 #include <coserve/log.hpp>
@@ -67,12 +68,13 @@ std::string seconds_text(clock::duration d) {
 }
 
 asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlot& slot, Permit permit) {
-    Connection conn(std::move(socket), inst, slot);
+    Session session(std::move(socket), inst, slot);
+    Connection& conn = session.connection();
     const auto started = clock::now();
     conn.log(Severity::debug) << "accepted";
     try {
         co_await inst.config.service->serve(conn);
-        co_await conn.linger();
+        co_await session.linger();
     } catch (const boost::system::system_error& e) {
         if (!is_normal_close(e.code())) {
             ++inst.counters.errors;
@@ -84,7 +86,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlo
     }
     // Cancellation (idle timeout, shutdown) must not stop the clean-up below.
     co_await asio::this_coro::throw_if_cancelled(false);
-    co_await conn.quiesce();
+    co_await session.quiesce();
     slot.finished = true;
     inst.counters.bytes_in += conn.bytes_in();
     inst.counters.bytes_out += conn.bytes_out();

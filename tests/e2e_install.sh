@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The installed library, from outside the tree: `cmake --install --component
 # dev` into a scratch prefix, then tests/consumer built against it with
-# find_package(coserve 1) (shared and static) and with pkg-config, and run;
+# find_package(coserve 2) (shared and static) and with pkg-config, and run;
 # the examples built and tested against it, and kv.so loaded into coserved.
 # Usage: e2e_install.sh BUILD_DIR (a Release build: the installed library
 # must not need a sanitizer runtime).
@@ -17,10 +17,11 @@ cmake --install "$build" --prefix "$work/prefix" --component dev >"$work/install
 check "cmake --install --component dev" 0 $?
 for f in include/coserve/server.hpp include/coserve/service.hpp include/coserve/version.hpp include/coserve/plugin.hpp \
          lib/libcoserve.a lib/libcoserve.so lib/cmake/coserve/coserveConfig.cmake \
-         lib/cmake/coserve/coserveConfigVersion.cmake lib/pkgconfig/coserve.pc; do
+         lib/cmake/coserve/coserveConfigVersion.cmake lib/pkgconfig/coserve.pc lib/pkgconfig/coserve-services.pc \
+         lib/libcoserve-services.so lib/libcoserve-services.a lib/cmake/coserve/coserveServicesTargets.cmake; do
   check "installs $f" yes "$([[ -e $work/prefix/$f ]] && echo yes || echo no)"
 done
-check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e plugin.hpp -e server.hpp -e service.hpp -e version.hpp)"
+check "no internal header is installed" "" "$(ls "$work/prefix/include/coserve" | grep -v -x -e config.hpp -e connection.hpp -e lines.hpp -e log.hpp -e plugin.hpp -e server.hpp -e service.hpp -e services.hpp -e token_bucket.hpp -e version.hpp)"
 
 # succeeds NAME LOG COMMAND...: runs COMMAND (its output to LOG) and records
 # whether it worked, showing LOG when not.
@@ -41,23 +42,23 @@ cmake_project() {
 build_against_prefix() { succeeds "$1" "$3.log" cmake_project "$2" "$3"; }
 
 cp -r "$top/tests/consumer" "$work/src"
-build_against_prefix "an outside project builds with find_package(coserve 1)" "$work/src" "$work/bld"
+build_against_prefix "an outside project builds with find_package(coserve 2)" "$work/src" "$work/bld"
 version=$(sed -n 's/^project(coserve VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
 check "it runs against libcoserve.so" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/bld/consumer" 2>/dev/null)"
 check "and against libcoserve.a" "coserve $version (headers $version): echo answered ping" "$("$work/bld/consumer_static" 2>/dev/null)"
 deps=$(ldd "$work/bld/consumer" 2>/dev/null)
-check "the shared one really is shared" yes "$([[ $deps == *libcoserve.so.1* ]] && echo yes || echo no)"
+check "the shared one really is shared" yes "$([[ $deps == *libcoserve.so.2* ]] && echo yes || echo no)"
 
 # A major version it cannot satisfy is refused by the package's version file.
-sed -i 's/find_package(coserve 1 REQUIRED)/find_package(coserve 2 REQUIRED)/' "$work/src/CMakeLists.txt"
+sed -i 's/find_package(coserve 2 /find_package(coserve 3 /' "$work/src/CMakeLists.txt"
 cmake -S "$work/src" -B "$work/bld2" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/cmake2.log" 2>&1
-check "find_package(coserve 2) is refused" 1 $?
+check "find_package(coserve 3) is refused" 1 $?
 check "for its version, not for another reason" 2 \
-  "$(grep -c -e 'compatible with requested version "2"' -e "version: $version" "$work/cmake2.log")"
+  "$(grep -c -e 'compatible with requested version "3"' -e "version: $version" "$work/cmake2.log")"
 
-succeeds "builds with pkg-config --cflags --libs coserve" "$work/pc.log" g++ -O1 "$top/tests/consumer/main.cpp" \
-  -o "$work/consumer_pc" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve)
+succeeds "builds with pkg-config --cflags --libs coserve-services" "$work/pc.log" g++ -O1 "$top/tests/consumer/main.cpp" \
+  -o "$work/consumer_pc" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve-services)
 check "and runs" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_pc" 2>/dev/null)"
 # example NAME: examples/NAME (a service of its own, with its own main and
@@ -104,6 +105,11 @@ cp "$work/reverse/build/reverse.so" "$work/plugin/"
 printf '[reverse]\ntcp = 127.0.0.1:0\n' >"$work/reverse.ini"
 start "$work/reversed.log" reverse "$work/reverse/build/reversed" "$work/reverse.ini"
 check "reversed answers nc" "olleh" "$(echo hello | nc -N -w 5 127.0.0.1 "$(port "$work/reversed.log" reverse tcp)" | tr -d '\r')"
+# The framework alone needs Boost alone; the built-in services bring the rest.
+check "reversed (the framework only) links no ICU, OpenSSL or hiredis" "" \
+  "$(LD_LIBRARY_PATH="$work/prefix/lib" ldd "$work/reverse/build/reversed" | grep -E -o 'libicu[a-z]*|libcrypto|libssl|libhiredis' | sort -u | tr '\n' ' ')"
+check "the consumer of the built-in services links them" "libcrypto libhiredis libicuuc " \
+  "$(LD_LIBRARY_PATH="$work/prefix/lib" ldd "$work/bld/consumer" | grep -E -o 'libicuuc|libcrypto|libhiredis' | sort -u | tr '\n' ' ')"
 stop reversed
 printf '[reverse]\nwhat = 1\n' >"$work/reverse.ini"
 timeout 10 "$work/reverse/build/reversed" "$work/reverse.ini" >"$work/reversed.log" 2>&1

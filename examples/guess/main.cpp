@@ -7,6 +7,7 @@
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
 #include <coserve/server.hpp>
+#include <coserve/services.hpp>
 
 #include <iostream>
 
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
     }
     const std::string path = argv[1];
     try {
+        coserve::services::register_builtin();
         coserve::register_service(guess::service);
         auto config = coserve::load_config_file(path);
         coserve::log::init(config.server.log_level);

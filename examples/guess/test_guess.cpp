@@ -3,6 +3,7 @@
 #define CATCH_CONFIG_MAIN
 #include "guess.hpp"
 
+#include <coserve/services.hpp>
 #include <coserve/config.hpp>
 #include <coserve/server.hpp>
 
@@ -71,6 +72,7 @@ TEST_CASE("guess: the game") {
 
 TEST_CASE("guess: two players next to a built-in service, over loopback") {
     namespace asio = boost::asio;
+    coserve::services::register_builtin();  // [echo] beside it
     coserve::register_service(guess::service);
     coserve::ServerOptions options;
     options.handle_signals = false;

@@ -4,6 +4,7 @@
 
 #include <coserve/config.hpp>
 #include <coserve/server.hpp>
+#include <coserve/services.hpp>
 
 #include <iostream>
 
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
+        coserve::services::register_builtin();
         coserve::register_service(kv::service);
         coserve::Server server(coserve::load_config_file(argv[1]));
         server.start();

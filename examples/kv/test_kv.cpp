@@ -3,6 +3,7 @@
 #define CATCH_CONFIG_MAIN
 #include "kv.hpp"
 
+#include <coserve/services.hpp>
 #include <coserve/config.hpp>
 #include <coserve/server.hpp>
 
@@ -35,7 +36,7 @@ TEST_CASE("kv: the protocol") {
 
 TEST_CASE("kv: next to a built-in service in one server, over loopback") {
     namespace asio = boost::asio;
-    static bool registered = (coserve::register_service(kv::service), true);
+    static bool registered = (coserve::services::register_builtin(), coserve::register_service(kv::service), true);
     (void)registered;
     coserve::ServerOptions options;
     options.handle_signals = false;

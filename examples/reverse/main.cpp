@@ -1,4 +1,4 @@
-// reversed: reverse next to coserve's built-in services, from one INI file.
+// reversed: reverse on the framework alone (no built-in services), from one INI file.
 #include <coserve/server.hpp>
 #include <coserve/service.hpp>
 

@@ -16,10 +16,12 @@ public:
 }  // namespace
 
 extern const coserve::ServiceType reverse_service{
-    "reverse",
-    [](coserve::Section&, const coserve::InstanceOptions&) -> std::unique_ptr<coserve::Service> {
+    .name = "reverse",
+    .create = [](coserve::Section&, const coserve::InstanceOptions&) -> std::unique_ptr<coserve::Service> {
         return std::make_unique<Reverse>();
     },
-    true, false};  // TCP only
+    .tcp = true,
+    .udp = false,
+};
 
 COSERVE_PLUGIN(reverse_service)  // for coserved: [reverse] plugin = reverse.so

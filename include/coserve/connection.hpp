@@ -1,34 +1,36 @@
 // One accepted TCP connection, as a service sees it.
 //
-// Ownership: the framework's per-connection coroutine owns the Connection (and
-// through it the socket) by value, and passes it by reference to
-// Service::serve(); it lives until serve() returns. Do not keep references to
-// it beyond that.
+// Ownership: the framework's per-connection coroutine owns the connection
+// (and through it the socket) and passes this handle by reference to
+// Service::serve(); it lives until serve() returns. Do not keep references
+// to it beyond that. The framework's state of the connection (socket,
+// timers, buffers) is its own and not declared here.
 //
-// Threading: all calls on one Connection happen on its own executor (a strand
-// when the server runs several threads); the framework's idle sweep only
-// reads the activity stamp, atomically.
+// Threading: all calls happen on the connection's executor (a strand when the
+// server runs several threads), except try_send(), which any thread may call
+// while serve() runs; the idle sweep only reads the activity stamp.
 //
-// Reads and writes go through these members rather than the raw socket, so the
-// framework can count bytes and see activity for `idle_timeout`. Every read is
-// bounded in time: by idle_timeout always, and by an explicit timeout with
-// read_some_for(). At shutdown or idle timeout the framework cancels the
-// session's coroutine; the pending operation then throws operation_aborted,
-// which the framework treats as a normal close.
+// Reads and writes go through these members, never the raw socket, so the
+// framework counts every byte and sees activity for `idle_timeout`. A
+// service that needs to go below the byte stream does it through a named
+// operation that keeps the counts and the stamp right: send_file()
+// (sendfile), try_send() and wait_writable() (gathered non-blocking sends
+// from other threads, as chat's broadcast makes), busy_turn() (a long
+// computation). Every read is bounded in time: by idle_timeout always, and
+// by an explicit timeout with read_some_for(). At shutdown or idle timeout
+// the framework cancels the session's coroutine; the pending operation then
+// throws operation_aborted, which the framework treats as a normal close.
 #pragma once
 
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
 
-#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/system/system_error.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <sys/uio.h>
 
 #include <array>
 #include <cstdint>
@@ -39,24 +41,19 @@
 namespace coserve {
 
 namespace detail {
-struct Instance;
-struct SessionSlot;
+class Session;
 }
 
 class Connection {
 public:
-    // Framework use: wraps an accepted socket for `instance`.
-    Connection(boost::asio::ip::tcp::socket socket, detail::Instance& instance, detail::SessionSlot& slot);
-    ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
-    // In non-blocking mode: a synchronous call on it returns would_block
-    // instead of waiting (read_shared() and write_now() rely on this).
-    boost::asio::ip::tcp::socket& socket() noexcept { return socket_; }
-    const std::string& peer() const noexcept { return peer_; }  // numeric "addr:port"
+    const std::string& peer() const noexcept;  // numeric "addr:port"
     const std::string& instance_name() const noexcept;
     const InstanceOptions& options() const noexcept;
+    // The executor this connection's session runs on.
+    const boost::asio::any_io_executor& executor() const noexcept;
 
     // Reads what is available (at least one byte). Returns 0 at end of stream
     // (the client half-closed). Throws boost::system::system_error on other errors.
@@ -80,58 +77,57 @@ public:
     boost::asio::awaitable<std::optional<std::size_t>> read_some_for(boost::asio::mutable_buffer buffer,
                                                                      Duration timeout);
 
-    // Writes all of `buffers` (any const buffer sequence: one gathered write).
+    // Writes all of `buffers` (one gathered write of up to 16 buffers at a time).
+    boost::asio::awaitable<void> write_gathered(std::span<const boost::asio::const_buffer> buffers);
+    // Writes all of any const buffer sequence.
     template <class ConstBufferSequence>
     boost::asio::awaitable<void> write(const ConstBufferSequence& buffers) {
-        auto [ec, n] = co_await boost::asio::async_write(
-            socket_, buffers, boost::asio::as_tuple(boost::asio::deferred));
-        bytes_out_ += n;
-        touch();
-        if (ec) throw boost::system::system_error(ec, "write");
+        std::array<boost::asio::const_buffer, 16> list;
+        std::size_t n = 0;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it) {
+            if (n == list.size()) {
+                co_await write_gathered(list);
+                n = 0;
+            }
+            list[n++] = boost::asio::const_buffer(*it);
+        }
+        co_await write_gathered(std::span<const boost::asio::const_buffer>(list.data(), n));
     }
 
     // Sends FIN after the last write (our half of a graceful close).
     void shutdown_send() noexcept;
 
-    // Framework use, after serve() returned: sends FIN, then reads and drops
-    // what the client still sends until it closes too (at most 1 s and
-    // 64 KiB). Closing a socket with unread input would send a reset, which
-    // can destroy our last bytes before the client reads them.
-    boost::asio::awaitable<void> linger();
+    // Sends [offset, offset + count) of the open file `file` with sendfile(2):
+    // what the socket takes, then a wait until it takes more; no copy and no
+    // buffer, so a client that stops reading costs nothing but its socket.
+    // Yields to the other connections every 16 MiB. Throws system_error when
+    // the client is gone, runtime_error if the file shrank meanwhile.
+    boost::asio::awaitable<void> send_file(int file, std::uint64_t offset, std::uint64_t count);
 
-    std::uint64_t bytes_in() const noexcept { return bytes_in_; }
-    std::uint64_t bytes_out() const noexcept { return bytes_out_; }
+    // Lets the other connections run for a turn of the event loop, and counts
+    // as activity: for a long computation between reads and writes.
+    boost::asio::awaitable<void> busy_turn();
 
-    // For services that write to the socket themselves (chat writes through
-    // its native handle from the sender's thread): account those bytes at the
-    // end of the session (on the connection's executor).
-    void add_bytes_out(std::uint64_t n) noexcept { bytes_out_ += n; }
-    // Stamps activity for the idle sweep. Thread-safe: any thread may call it
-    // while the session runs.
-    void touch() noexcept;
+    // A non-blocking gathered send, from any thread while serve() runs (the
+    // service must stop calling it before serve() returns): the bytes the
+    // socket took (0: it is full; wait_writable()), or nullopt when the
+    // client is gone. Counts the bytes and stamps activity.
+    std::optional<std::size_t> try_send(std::span<const iovec> data) noexcept;
+    // Waits until the socket takes more. Throws operation_aborted when cancelled.
+    boost::asio::awaitable<void> wait_writable();
+    // Cancels what is pending on the connection (reads, wait_writable): it
+    // throws, or returns, operation_aborted.
+    void cancel() noexcept;
 
-    log::Line log(Severity level) const { return log::Line(level, instance_name(), peer_); }
+    std::uint64_t bytes_in() const noexcept;
+    std::uint64_t bytes_out() const noexcept;
 
-    // Framework use.
-    // Waits until no timer handler of ours is still queued, so destroying
-    // the Connection cannot race with one.
-    boost::asio::awaitable<void> quiesce();
+    log::Line log(Severity level) const { return log::Line(level, instance_name(), peer()); }
 
 private:
-
-    boost::asio::ip::tcp::socket socket_;
-    detail::Instance& instance_;
-    detail::SessionSlot& slot_;
-    std::string peer_;
-    std::uint64_t bytes_in_ = 0;
-    std::uint64_t bytes_out_ = 0;
-    boost::asio::steady_timer read_timer_;
-    boost::asio::cancellation_signal read_cancel_;  // cancels the read of read_some_for() only
-    unsigned timer_handlers_ = 0;  // read_timer_ handlers not yet run
-    unsigned read_generation_ = 0;
-    bool timed_out_ = false;
-    bool eof_pending_ = false;         // read_shared() saw the end after returning data
-    std::array<char, 128> small_{};   // read_shared()'s own buffer: one message of a chatty protocol
+    friend class detail::Session;
+    explicit Connection(detail::Session& session) noexcept : s_(session) {}
+    detail::Session& s_;
 };
 
 // True for the errors that end a connection normally: EOF, reset by peer,

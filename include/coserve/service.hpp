@@ -86,8 +86,9 @@ struct ServiceType {
     std::size_t max_line_default = 8192;  // the instance's `max_line` when the section does not set it
 };
 
-// The service types by name: the built-in ones (services/services.def) and
-// those registered; nullptr if none has the name.
+// The service types by name: those registered (the built-in ones once
+// coserve::services::register_builtin() has run, <coserve/services.hpp>);
+// nullptr if none has the name.
 const ServiceType* find_service_type(std::string_view name);
 std::span<const ServiceType* const> service_types();
 

@@ -78,7 +78,7 @@ void Delivery::flush_range(FlushList& list, std::size_t from, std::size_t to) {
 
 bool Delivery::send_locked(Member& member) {
     constexpr std::size_t max_iov = 64;
-    while (!member.queue.empty() && member.fd >= 0 && !member.dead) {
+    while (!member.queue.empty() && member.connection && !member.dead) {
         std::array<iovec, max_iov> iov;
         const std::size_t n = std::min(max_iov, member.queue.size());
         for (std::size_t i = 0; i < n; ++i) {
@@ -86,19 +86,13 @@ bool Delivery::send_locked(Member& member) {
             const std::size_t skip = i == 0 ? member.sent_of_head : 0;
             iov[i] = {const_cast<char*>(text.data()) + skip, text.size() - skip};
         }
-        msghdr msg{};
-        msg.msg_iov = iov.data();
-        msg.msg_iovlen = n;
-        const ssize_t sent = ::sendmsg(member.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        const auto sent = member.connection->try_send(std::span<const iovec>(iov.data(), n));
+        if (!sent) {
             kill(member);  // the client is gone
             return false;
         }
-        member.bytes_out += static_cast<std::size_t>(sent);
-        member.connection->touch();
-        std::size_t left = static_cast<std::size_t>(sent);
+        if (*sent == 0) break;  // the socket is full
+        std::size_t left = *sent;
         while (left > 0) {
             const std::size_t rest = member.queue.at(0)->text.size() - member.sent_of_head;
             if (left < rest) {
@@ -130,10 +124,7 @@ void Delivery::drop_slow(Member& member) {
 void Delivery::kill(Member& member) {
     if (member.dead.exchange(true)) return;
     asio::post(member.executor, [self = member.shared_from_this()] {
-        if (self->connection) {
-            boost::system::error_code ignored;
-            self->connection->socket().cancel(ignored);  // ends the pending read and wait
-        }
+        if (self->connection) self->connection->cancel();  // ends the pending read and wait
         self->wake.cancel();
     });
 }
@@ -155,8 +146,11 @@ asio::awaitable<void> Delivery::writer(Connection& c, std::shared_ptr<Member> m)
             co_await m->wake.async_wait(asio::as_tuple(asio::deferred));
             continue;
         }
-        auto [ec] = co_await c.socket().async_wait(asio::ip::tcp::socket::wait_write, asio::as_tuple(asio::deferred));
-        if (ec) co_return;  // cancelled: the session is ending
+        try {
+            co_await c.wait_writable();
+        } catch (const boost::system::system_error&) {
+            co_return;  // cancelled: the session is ending
+        }
         std::lock_guard lock(m->mutex);
         if (send_locked(*m)) m->pending = false;
     }

@@ -41,9 +41,9 @@ struct Member : std::enable_shared_from_this<Member> {
     std::string nick;
     Room* room = nullptr;
     std::size_t index = 0;  // position in room->members
-    // The outbox, guarded by `mutex`. Any thread may send, under the lock, while fd >= 0.
+    // The outbox, guarded by `mutex`. Any thread may send, under the lock,
+    // while `connection` is set (Connection::try_send).
     std::mutex mutex;
-    int fd = -1;
     Connection* connection = nullptr;
     Ring<MessageRef> queue;
     std::size_t sent_of_head = 0;  // bytes of the queue's first message already sent
@@ -51,7 +51,6 @@ struct Member : std::enable_shared_from_this<Member> {
     bool in_flush_list = false;
     bool waiting = false;          // the writer sleeps on `wake`
     bool closing = false;          // the writer exits once nothing is pending
-    std::uint64_t bytes_out = 0;
     // Set once, from any thread: the member is being dropped.
     std::atomic<bool> dead{false};
     std::atomic<bool> too_slow{false};

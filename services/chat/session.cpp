@@ -16,11 +16,10 @@ namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
 
 asio::awaitable<void> Chat::serve(Connection& c) {
-    auto m = std::make_shared<Member>(c.socket().get_executor(), o_.max_queue);
+    auto m = std::make_shared<Member>(c.executor(), o_.max_queue);
     {
         std::lock_guard lock(m->mutex);
         m->connection = &c;
-        m->fd = c.socket().native_handle();
     }
     m->bucket = TokenBucket(o_.rate, clock::now());
     const auto asking = directory_.asking(m->executor);
@@ -54,7 +53,6 @@ asio::awaitable<bool> Chat::admit(Connection& c, const std::shared_ptr<Member>& 
     if (!guest.empty()) directory_.release(guest);
     {
         std::lock_guard lock(m->mutex);
-        m->fd = -1;
         m->connection = nullptr;
     }
     const std::string full = "* error: chat is full (" + std::to_string(o_.hub.max_clients) + " clients)\r\n";
@@ -136,22 +134,18 @@ asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& 
     }
     if (!quitting || slow) {
         m->dead = true;
-        boost::system::error_code ignored;
-        c.socket().cancel(ignored);
+        c.cancel();
     }
     m->wake.cancel();
     co_await wait_writer(c, *m, quitting);
     {
         std::lock_guard lock(m->mutex);
-        m->fd = -1;
-        m->connection = nullptr;
-        c.add_bytes_out(m->bytes_out);
+        m->connection = nullptr;  // no sender may touch the connection once we return
     }
     if (slow) {
         static constexpr std::string_view bye = "\r\n* error: too slow, disconnected\r\n";
-        boost::system::error_code ignored;
-        c.socket().non_blocking(true, ignored);
-        c.socket().send(asio::buffer(bye.data(), bye.size()), 0, ignored);
+        const iovec line{const_cast<char*>(bye.data()), bye.size()};
+        c.try_send(std::span<const iovec>(&line, 1));
     }
     co_return slow;
 }
@@ -168,8 +162,7 @@ asio::awaitable<void> Chat::wait_writer(Connection& c, Member& m, bool quitting)
         if (!m.writer_done &&
             (state.cancelled() != asio::cancellation_type::none || clock::now() >= m.done.expiry() || !quitting)) {
             m.dead = true;
-            boost::system::error_code ignored;
-            c.socket().cancel(ignored);
+            c.cancel();
             m.wake.cancel();
             m.done.expires_at(asio::steady_timer::time_point::max());
         }

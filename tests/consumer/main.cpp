@@ -3,6 +3,7 @@
 // against the installed library, with CMake and with pkg-config.
 #include <coserve/config.hpp>
 #include <coserve/server.hpp>
+#include <coserve/services.hpp>
 #include <coserve/version.hpp>
 
 #include <boost/asio/connect.hpp>
@@ -17,6 +18,7 @@
 
 int main() {
     namespace asio = boost::asio;
+    coserve::services::register_builtin();
     coserve::ServerOptions options;
     options.handle_signals = false;
     coserve::Server server(coserve::load_config_text("[echo]\ntcp = 127.0.0.1:0\n", "consumer.ini"), options);
