@@ -36,7 +36,7 @@ private:
 }  // namespace
 
 extern const ServiceType adder_service{
-    "adder", [](Section& s, const InstanceOptions& o) -> std::unique_ptr<Service> {
+    .name = "adder", .create = [](Section& s, const InstanceOptions& o) -> std::unique_ptr<Service> {
         auto line_idle = s.duration("line_idle", std::chrono::milliseconds(200), Duration::zero(), std::chrono::minutes(10));
         auto max_terms = static_cast<std::size_t>(s.integer("max_terms", 1000, 1, 1'000'000));
         auto max_digits = static_cast<std::size_t>(s.integer("max_digits", 1000, 1, 100'000));

@@ -44,6 +44,6 @@ public:
 }  // namespace
 
 extern const ServiceType chargen_service{
-    "chargen", [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Chargen>(); }};
+    .name = "chargen", .create = [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Chargen>(); }};
 
 }  // namespace coserve::services

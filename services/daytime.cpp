@@ -65,7 +65,7 @@ private:
 }  // namespace
 
 extern const ServiceType daytime_service{
-    "daytime", [](Section& s, const InstanceOptions&) -> std::unique_ptr<Service> {
+    .name = "daytime", .create = [](Section& s, const InstanceOptions&) -> std::unique_ptr<Service> {
         const auto f = s.choice("format", "ctime", {"ctime", "rfc3339", "rfc2822"});
         const bool utc = s.boolean("utc", false);
         tzset();

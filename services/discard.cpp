@@ -20,6 +20,6 @@ public:
 }  // namespace
 
 extern const ServiceType discard_service{
-    "discard", [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Discard>(); }};
+    .name = "discard", .create = [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Discard>(); }};
 
 }  // namespace coserve::services

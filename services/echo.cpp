@@ -32,6 +32,6 @@ public:
 }  // namespace
 
 extern const ServiceType echo_service{
-    "echo", [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Echo>(); }};
+    .name = "echo", .create = [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Echo>(); }};
 
 }  // namespace coserve::services

@@ -270,121 +270,118 @@ private:
     }
 
     // Returns false when the connection must end (the client vanished mid-upload).
+    // PUT: checked, then received into a temporary file beside the target,
+    // which is renamed into place only when complete. False when the client
+    // left mid-upload (nothing is stored).
     asio::awaitable<bool> put(Connection& c, std::string_view eol, LineReader& lines, std::string_view path, std::string_view size_text) {
-        if (!o_.allow_upload) {
-            co_await reply(c, eol, "ERR uploads are disabled");
-            co_return true;
-        }
         std::uint64_t size = 0;
-        if (!files_parse_u64(size_text, size)) {
-            co_await reply(c, eol, "ERR bad request");
-            co_return true;
-        }
-        if (size > o_.max_upload) {
-            co_await reply(c, eol, "ERR too large (max " + std::to_string(o_.max_upload) + " bytes)");
-            co_return true;
-        }
-        std::string_view parent, leaf;
-        if (!files_split_upload_path(path, parent, leaf)) {
-            co_await reply(c, eol, "ERR forbidden");
-            co_return true;
-        }
-        const std::string name(leaf);
-        Opened dir = resolve(o_.root.get(), parent, O_RDONLY | O_DIRECTORY);
-        if (dir.error) {
-            co_await reply(c, eol, dir.error);
-            co_return true;
-        }
-        if (dir.kind() != Found::directory) {
-            co_await reply(c, eol, "ERR not found");
-            co_return true;
-        }
-        struct stat st{};
-        if (::fstatat(dir.fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-            if (S_ISDIR(st.st_mode)) {
-                co_await reply(c, eol, "ERR is a directory");
-                co_return true;
-            }
-            if (!S_ISREG(st.st_mode)) {  // symlinks included
-                co_await reply(c, eol, "ERR forbidden");
-                co_return true;
-            }
-        }
-
-        // A temporary file beside the target, renamed into place only when complete.
-        // Written to an anonymous O_TMPFILE (invisible, and gone even if the
-        // daemon dies mid-upload), or, where the file system lacks it, to a
-        // named temporary file beside the target.
-        thread_local std::mt19937_64 rng{std::random_device{}()};
-        const std::string temp = "." + name.substr(0, 200) + ".upload-" + std::to_string(rng());
-        Fd out(::openat(dir.fd.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
-        const bool anonymous = static_cast<bool>(out);
-        if (!anonymous) out = Fd(::openat(dir.fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-        if (!out) {
-            const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
+        Upload up;
+        if (const auto error = check_upload(path, size_text, size, up); !error.empty()) {
             co_await reply(c, eol, error);
             co_return true;
         }
-        struct TempGuard {
-            int dir;
-            const std::string& name;
-            bool named;
-            ~TempGuard() {
-                if (named) ::unlinkat(dir, name.c_str(), 0);
-            }
-        } guard{dir.fd.get(), temp, !anonymous};
+        if (const auto error = up.open(); !error.empty()) {
+            co_await reply(c, eol, error);
+            co_return true;
+        }
         co_await reply(c, eol, "OK send");
-
-        std::vector<char> buf(1 << 16);
-        std::uint64_t left = size;
-        bool write_failed = false;
-        int write_errno = 0;
-        while (left > 0) {
-            std::size_t n = lines.take_raw(std::span<char>(buf.data(), std::min<std::uint64_t>(left, buf.size())));
-            if (n == 0) n = co_await c.read_some(asio::buffer(buf.data(), std::min<std::uint64_t>(left, buf.size())));
-            if (n == 0) co_return false;  // the client left early: the guard removes the temporary file
-            left -= n;
-            for (std::size_t done = 0; done < n && !write_failed;) {
-                const ssize_t w = ::write(out.get(), buf.data() + done, n - done);
-                if (w < 0 && errno == EINTR) continue;
-                if (w < 0) {
-                    write_failed = true;
-                    write_errno = errno;
-                    break;
-                }
-                done += static_cast<std::size_t>(w);
-            }
-        }
-        if (!write_failed && ::fsync(out.get()) != 0) {
-            write_failed = true;
-            write_errno = errno;
-        }
-        if (write_failed) {
-            const std::string error = std::string("ERR cannot store: ") + std::strerror(write_errno);
+        const auto received = co_await receive(c, lines, up.out.get(), size);
+        if (!received) co_return false;  // the client left early: Upload removes the temporary file
+        std::string error = *received;
+        if (error.empty()) error = up.commit();
+        if (!error.empty()) {
             co_await reply(c, eol, error);
             co_return true;
         }
-        if (anonymous) {  // give it a name: directly where possible, else through /proc
-            const std::string proc = "/proc/self/fd/" + std::to_string(out.get());
-            if (::linkat(out.get(), "", dir.fd.get(), temp.c_str(), AT_EMPTY_PATH) != 0 &&
-                ::linkat(AT_FDCWD, proc.c_str(), dir.fd.get(), temp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-                const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
-                co_await reply(c, eol, error);
-                co_return true;
-            }
-            guard.named = true;
-        }
-        out.reset();
-        if (::renameat(dir.fd.get(), temp.c_str(), dir.fd.get(), name.c_str()) != 0) {
-            const std::string error = std::string("ERR cannot store: ") + std::strerror(errno);
-            co_await reply(c, eol, error);
-            co_return true;
-        }
-        guard.named = false;
-        ::fsync(dir.fd.get());  // the rename itself is durable
         ++stored_;
         co_await reply(c, eol, "OK stored");
         co_return true;
+    }
+
+    // Where an upload goes: the target's directory and name, and its
+    // temporary file (anonymous, O_TMPFILE: invisible and gone even if the
+    // daemon dies mid-upload; or, where the file system lacks it, a named
+    // one beside the target, removed unless committed).
+    struct Upload {
+        Fd dir;
+        std::string name, temp;
+        Fd out;
+        bool named = false;  // `temp` exists in `dir` and must go unless renamed
+
+        std::string open() {
+            thread_local std::mt19937_64 rng{std::random_device{}()};
+            temp = "." + name.substr(0, 200) + ".upload-" + std::to_string(rng());
+            out = Fd(::openat(dir.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
+            if (out) return {};
+            out = Fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+            if (!out) return std::string("ERR cannot store: ") + std::strerror(errno);
+            named = true;
+            return {};
+        }
+
+        // fsync, a name for an anonymous file, the rename: "" or the error reply.
+        std::string commit() {
+            if (::fsync(out.get()) != 0) return std::string("ERR cannot store: ") + std::strerror(errno);
+            if (!named) {  // give it a name: directly where possible, else through /proc
+                const std::string proc = "/proc/self/fd/" + std::to_string(out.get());
+                if (::linkat(out.get(), "", dir.get(), temp.c_str(), AT_EMPTY_PATH) != 0 &&
+                    ::linkat(AT_FDCWD, proc.c_str(), dir.get(), temp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+                    return std::string("ERR cannot store: ") + std::strerror(errno);
+                named = true;
+            }
+            out.reset();
+            if (::renameat(dir.get(), temp.c_str(), dir.get(), name.c_str()) != 0)
+                return std::string("ERR cannot store: ") + std::strerror(errno);
+            named = false;
+            ::fsync(dir.get());  // the rename itself is durable
+            return {};
+        }
+
+        ~Upload() {
+            if (named) ::unlinkat(dir.get(), temp.c_str(), 0);
+        }
+    };
+
+    // "" and `up` filled in, or the error reply.
+    std::string check_upload(std::string_view path, std::string_view size_text, std::uint64_t& size, Upload& up) const {
+        if (!o_.allow_upload) return "ERR uploads are disabled";
+        if (!files_parse_u64(size_text, size)) return "ERR bad request";
+        if (size > o_.max_upload) return "ERR too large (max " + std::to_string(o_.max_upload) + " bytes)";
+        std::string_view parent, leaf;
+        if (!files_split_upload_path(path, parent, leaf)) return "ERR forbidden";
+        Opened dir = resolve(o_.root.get(), parent, O_RDONLY | O_DIRECTORY);
+        if (dir.error) return dir.error;
+        if (dir.kind() != Found::directory) return "ERR not found";
+        up.name = std::string(leaf);
+        struct stat st{};
+        if (::fstatat(dir.fd.get(), up.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISDIR(st.st_mode)) return "ERR is a directory";
+            if (!S_ISREG(st.st_mode)) return "ERR forbidden";  // symlinks included
+        }
+        up.dir = std::move(dir.fd);
+        return {};
+    }
+
+    // Exactly `size` bytes of the upload (those the line reader holds first)
+    // into `out`: "" or the error reply after reading them all; nullopt when
+    // the client left first.
+    static asio::awaitable<std::optional<std::string>> receive(Connection& c, LineReader& lines, int out, std::uint64_t size) {
+        std::vector<char> buf(1 << 16);
+        int write_errno = 0;
+        for (std::uint64_t left = size; left > 0;) {
+            std::size_t n = lines.take_raw(std::span<char>(buf.data(), std::min<std::uint64_t>(left, buf.size())));
+            if (n == 0) n = co_await c.read_some(asio::buffer(buf.data(), std::min<std::uint64_t>(left, buf.size())));
+            if (n == 0) co_return std::nullopt;
+            left -= n;
+            for (std::size_t done = 0; done < n && write_errno == 0;) {
+                const ssize_t w = ::write(out, buf.data() + done, n - done);
+                if (w < 0 && errno == EINTR) continue;
+                if (w < 0) write_errno = errno;
+                else done += static_cast<std::size_t>(w);
+            }
+        }
+        if (write_errno != 0) co_return std::string("ERR cannot store: ") + std::strerror(write_errno);
+        co_return std::string();
     }
 
     FilesOptions o_;
@@ -392,33 +389,25 @@ private:
     std::atomic<std::uint64_t> stored_{0};
 };
 
-std::string beside_config(const Section& s, const std::string& path) {
-    if (path.empty() || path.front() == '/') return path;
-    const auto slash = s.file().rfind('/');
-    return slash == std::string::npos ? path : s.file().substr(0, slash + 1) + path;
+std::unique_ptr<Service> create(Section& s, const InstanceOptions&) {
+    FilesOptions o;
+    const std::string root = s.path("root", "files");  // relative: to the config file's folder
+    o.serve_file = s.path("serve_file", "");
+    o.allow_upload = s.boolean("allow_upload", false);
+    o.max_upload = static_cast<std::uint64_t>(s.integer("max_upload", 100ll << 20, 0, 1ll << 50));
+    if (!o.serve_file.empty()) {
+        struct stat st{};
+        if (::stat(o.serve_file.c_str(), &st) != 0) s.fail("serve_file", "cannot read \"" + o.serve_file + "\": " + std::strerror(errno));
+        if (!S_ISREG(st.st_mode)) s.fail("serve_file", "\"" + o.serve_file + "\" is not a regular file");
+    } else {
+        o.root = Fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!o.root) s.fail("root", "cannot open directory \"" + root + "\": " + std::strerror(errno));
+    }
+    return std::make_unique<Files>(std::move(o));
 }
 
 }  // namespace
 
-extern const ServiceType files_service{
-    "files",
-    [](Section& s, const InstanceOptions&) -> std::unique_ptr<Service> {
-        FilesOptions o;
-        const std::string root = beside_config(s, s.string("root", "files"));
-        o.serve_file = s.string("serve_file", "");
-        o.allow_upload = s.boolean("allow_upload", false);
-        o.max_upload = static_cast<std::uint64_t>(s.integer("max_upload", 100ll << 20, 0, 1ll << 50));
-        if (!o.serve_file.empty()) {
-            o.serve_file = beside_config(s, o.serve_file);
-            struct stat st{};
-            if (::stat(o.serve_file.c_str(), &st) != 0) s.fail("serve_file", "cannot read \"" + o.serve_file + "\": " + std::strerror(errno));
-            if (!S_ISREG(st.st_mode)) s.fail("serve_file", "\"" + o.serve_file + "\" is not a regular file");
-        } else {
-            o.root = Fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-            if (!o.root) s.fail("root", "cannot open directory \"" + root + "\": " + std::strerror(errno));
-        }
-        return std::make_unique<Files>(std::move(o));
-    },
-    true, false};
+extern const ServiceType files_service{.name = "files", .create = create, .tcp = true, .udp = false};
 
 }  // namespace coserve::services

@@ -38,7 +38,7 @@ private:
 }  // namespace
 
 extern const ServiceType hello_service{
-    "hello", [](Section& s, const InstanceOptions& o) -> std::unique_ptr<Service> {
+    .name = "hello", .create = [](Section& s, const InstanceOptions& o) -> std::unique_ptr<Service> {
         auto banner = s.string("banner", "Hi, we are connected!");
         auto reply = s.string("reply", "hello");
         if (banner.find_first_of("\r\n") != std::string::npos) s.fail("banner", "must be one line");

@@ -39,6 +39,6 @@ public:
 }  // namespace
 
 extern const ServiceType time_service{
-    "time", [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Time>(); }};
+    .name = "time", .create = [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Time>(); }};
 
 }  // namespace coserve::services

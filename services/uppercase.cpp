@@ -137,7 +137,7 @@ private:
 }  // namespace
 
 extern const ServiceType uppercase_service{
-    "uppercase", [](Section&, const InstanceOptions& o) -> std::unique_ptr<Service> {
+    .name = "uppercase", .create = [](Section&, const InstanceOptions& o) -> std::unique_ptr<Service> {
         case_map();  // fail at configuration time, not on the first client
         return std::make_unique<Uppercase>(o.max_line);
     }};

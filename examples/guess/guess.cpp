@@ -101,14 +101,16 @@ private:
 }  // namespace
 
 const coserve::ServiceType service{
-    "guess",
-    [](coserve::Section& s, const coserve::InstanceOptions&) -> std::unique_ptr<coserve::Service> {
+    .name = "guess",
+    .create = [](coserve::Section& s, const coserve::InstanceOptions&) -> std::unique_ptr<coserve::Service> {
         Rules rules;
         rules.max = static_cast<int>(s.integer("max", 100, 2, 1'000'000'000));
         rules.tries = static_cast<int>(s.integer("tries", 7, 1, 100));
         const auto seed = static_cast<std::uint64_t>(s.integer("seed", 0, 0, 1'000'000'000));  // 0: random
         return std::make_unique<Guess>(rules, seed);
     },
-    true, false};  // TCP only
+    .tcp = true,
+    .udp = false,
+};
 
 }  // namespace guess

@@ -78,8 +78,8 @@ std::string answer(coserve::Service& store, std::string_view line) {
 }
 
 const coserve::ServiceType service{
-    "kv",
-    [](coserve::Section& s, const coserve::InstanceOptions& options) {
+    .name = "kv",
+    .create = [](coserve::Section& s, const coserve::InstanceOptions& options) {
         const auto max_keys = static_cast<std::size_t>(s.integer("max_keys", 10000, 1, 10'000'000));
         const auto max_value = static_cast<std::size_t>(s.integer("max_value", 1024, 1, 1 << 20));
         return make_store(max_keys, max_value, options.max_line);

@@ -1,3 +1,5 @@
+// The I/O half of line framing (see coserve/lines.hpp; the pure half is
+// line_framer.cpp): LineReader on a connection, serve_lines, answer_datagram.
 #include <coserve/lines.hpp>
 
 #include <coserve/connection.hpp>
