@@ -2,7 +2,7 @@
 // after a clean stop, 1 on a runtime failure (a port already in use, another
 // instance running, privileges), 2 on a configuration or usage error. The
 // keys only a daemon acts on ([server] pid_file, user, group) are acted on
-// here (daemon.hpp), which it tells the library (ServerOptions::daemon_keys).
+// here (daemon.hpp), which it tells the library (ServerHooks::daemon_keys).
 #include <coserve/version.hpp>
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
@@ -101,8 +101,8 @@ int send_reload(const coserve::Config& config, const std::string& path) {
 
 // What the server gets from the daemon: log reopening and reloads on SIGHUP,
 // the service manager's notifications, watchdog and inherited sockets.
-coserve::ServerOptions server_options(const po::variables_map& vm) {
-    coserve::ServerOptions options;
+coserve::ServerHooks server_options(const po::variables_map& vm) {
+    coserve::ServerHooks options;
     options.daemon_keys = true;  // pid_file, user and group: acted on in run() and main()
     options.reopen_logs = [] { coserve::log::reopen(); };
     options.reload = [vm]() -> std::optional<coserve::Config> {

@@ -310,7 +310,8 @@ private:
 
         std::string open() {
             thread_local std::mt19937_64 rng{std::random_device{}()};
-            temp = "." + name.substr(0, 200) + ".upload-" + std::to_string(rng());
+            const std::string head = name.substr(0, 200), random = std::to_string(rng());
+            temp = "." + head + ".upload-" + random;
             out = Fd(::openat(dir.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
             if (out) return {};
             out = Fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));

@@ -24,7 +24,7 @@ int io_concurrency_hint(int threads) {
 
 namespace {
 // The keys only a daemon acts on: refused where nobody would.
-void refuse_daemon_keys(const Config& config, const ServerOptions& options) {
+void refuse_daemon_keys(const Config& config, const ServerHooks& options) {
     if (options.daemon_keys) return;
     const std::pair<const char*, const std::string*> keys[] = {
         {"pid_file", &config.server.pid_file}, {"user", &config.server.user}, {"group", &config.server.group}};
@@ -35,7 +35,7 @@ void refuse_daemon_keys(const Config& config, const ServerOptions& options) {
 }
 }  // namespace
 
-Server::Server(Config config, ServerOptions options) {
+Server::Server(Config config, ServerHooks options) {
     refuse_daemon_keys(config, options);
     impl_ = std::make_unique<Impl>(std::move(config), options);
 }

@@ -54,7 +54,7 @@ struct BoundSockets {
 int io_concurrency_hint(int threads);
 
 struct Server::Impl {
-    Impl(Config c, ServerOptions o) : config(std::move(c)), options(o), ioc(std::in_place, io_concurrency_hint(config.server.threads)) {
+    Impl(Config c, ServerHooks o) : config(std::move(c)), options(o), ioc(std::in_place, io_concurrency_hint(config.server.threads)) {
         state = std::make_unique<detail::ServerState>(*ioc, config.server);
         state->on_last_connection = [this] {
             asio::post(state->control, [this] {
@@ -122,7 +122,7 @@ struct Server::Impl {
     long long open_sessions() const { return state->connections.load(); }
 
     Config config;
-    ServerOptions options;
+    ServerHooks options;
     std::optional<asio::io_context> ioc;
     std::unique_ptr<detail::ServerState> state;
     std::vector<std::unique_ptr<Instance>> instances;  // the running configuration's

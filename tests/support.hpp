@@ -195,8 +195,8 @@ std::string scrape_metrics(RunningServer& rs);
 double metric_value(const std::string& text, const std::string& sample);
 
 // Server options for in-process servers: no signal handlers.
-inline coserve::ServerOptions no_signals() {
-    coserve::ServerOptions o;
+inline coserve::ServerHooks no_signals() {
+    coserve::ServerHooks o;
     o.handle_signals = false;
     return o;
 }

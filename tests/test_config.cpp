@@ -243,7 +243,7 @@ TEST_CASE("a program embedding the library refuses the daemon's keys instead of 
         CHECK_THROWS_WITH(coserve::Server(config),
                           "embedded.ini: [server] " + first +
                               ": only a daemon acts on this key (coserved does); this program does not, so it is refused");
-        coserve::ServerOptions acts;
+        coserve::ServerHooks acts;
         acts.daemon_keys = true;
         acts.handle_signals = false;
         CHECK_NOTHROW(coserve::Server(std::move(config), acts));  // a program that acts on them says so

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
         coserve::register_service(guess::service);
         auto config = coserve::load_config_file(path);
         coserve::log::init(config.server.log_level);
-        coserve::ServerOptions options;
+        coserve::ServerHooks options;
         options.reload = [&path]() -> std::optional<coserve::Config> {
             try {
                 return coserve::load_config_file(path);

@@ -74,7 +74,7 @@ TEST_CASE("guess: two players next to a built-in service, over loopback") {
     namespace asio = boost::asio;
     coserve::services::register_builtin();  // [echo] beside it
     coserve::register_service(guess::service);
-    coserve::ServerOptions options;
+    coserve::ServerHooks options;
     options.handle_signals = false;
     coserve::Server server(
         coserve::load_config_text("[guess]\ntcp = 127.0.0.1:0\nmax = 1000\ntries = 10\n[echo]\ntcp = 127.0.0.1:0\n"),

@@ -38,7 +38,7 @@ TEST_CASE("kv: next to a built-in service in one server, over loopback") {
     namespace asio = boost::asio;
     static bool registered = (coserve::services::register_builtin(), coserve::register_service(kv::service), true);
     (void)registered;
-    coserve::ServerOptions options;
+    coserve::ServerHooks options;
     options.handle_signals = false;
     coserve::Server server(coserve::load_config_text("[kv]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\n[echo]\ntcp = 127.0.0.1:0\n"), options);
     server.start();

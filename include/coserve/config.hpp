@@ -1,7 +1,9 @@
 // Configuration: endpoint and duration syntax, INI sections, and the validated
-// server and instance settings. Everything here is plain data, parsed once at
-// start-up on the main thread; nothing is shared with the event loop until the
-// Server is built from a finished Config.
+// server and instance settings, parsed at start-up (and at each reload) on
+// one thread; nothing is shared with the event loop until a Server is built
+// from a finished Config. Not all plain data: loading builds each instance's
+// Service (InstanceConfig::service, shared by the instance's sessions), and a
+// section with `plugin = PATH` loads that shared object (dlopen) to do so.
 #pragma once
 
 #include <boost/asio/ip/address.hpp>

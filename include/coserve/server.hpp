@@ -41,7 +41,11 @@ struct InheritedSocket {
     std::string name;
 };
 
-struct ServerOptions {
+// What the program that runs a Server hands it: callbacks (logs, reload,
+// service-manager notifications), inherited sockets, and which of the
+// daemon's jobs it does itself. (ServerConfig is the [server] section of
+// the file; these are the program's.)
+struct ServerHooks {
     // SIGINT/SIGTERM stop, SIGHUP reopens the log, SIGUSR1 logs a status
     // summary. Off for in-process tests.
     bool handle_signals = true;
@@ -62,11 +66,13 @@ struct ServerOptions {
     // constructor (ConfigError, one line naming the key), never ignored.
     bool daemon_keys = false;
 };
+// The name before 2.0.
+using ServerOptions [[deprecated("renamed ServerHooks")]] = ServerHooks;
 
 class Server {
 public:
-    // Throws ConfigError for the daemon's keys unless options.daemon_keys.
-    explicit Server(Config config, ServerOptions options = {});
+    // Throws ConfigError for the daemon's keys unless hooks.daemon_keys.
+    explicit Server(Config config, ServerHooks hooks = {});
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;

@@ -210,12 +210,14 @@ void Cluster::on_tick(detail::RedisLink& link) {
         refresh.push_back(room);
     }
     link.command(std::move(refresh));
-    for (const auto& [nick, room] : here)
+    for (const auto& placement : here) {
+        const std::string& nick = placement.first;  // (clang 14 cannot capture a structured binding)
         link.command(claim_command(nick), [log_name = o_.log_name, nick](const detail::RedisReply& r) {
             if (r.ok && r.integer == 0)
                 COSERVE_LOG(Severity::warning, log_name, "")
                     << "nickname " << nick << " is also in use on another daemon (given out while the cluster link was down)";
         });
+    }
 }
 
 // An event from another daemon (on the link's strand).

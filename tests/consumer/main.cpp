@@ -19,7 +19,7 @@
 int main() {
     namespace asio = boost::asio;
     coserve::services::register_builtin();
-    coserve::ServerOptions options;
+    coserve::ServerHooks options;
     options.handle_signals = false;
     coserve::Server server(coserve::load_config_text("[echo]\ntcp = 127.0.0.1:0\n", "consumer.ini"), options);
     server.start();

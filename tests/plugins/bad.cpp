@@ -23,13 +23,13 @@ std::unique_ptr<coserve::Service> make(coserve::Section&, const coserve::Instanc
 }
 
 #if defined(BAD_BUILTIN)
-const coserve::ServiceType type{"echo", make};
+[[maybe_unused]] const coserve::ServiceType type{"echo", make};
 #elif defined(BAD_NO_SIDE)
-const coserve::ServiceType type{"probe", make, false, false};
+[[maybe_unused]] const coserve::ServiceType type{"probe", make, false, false};
 #elif defined(BAD_NAME)
-const coserve::ServiceType type{"pro be", make};
+[[maybe_unused]] const coserve::ServiceType type{"pro be", make};
 #else
-const coserve::ServiceType type{"probe", make};
+[[maybe_unused]] const coserve::ServiceType type{"probe", make};
 #endif
 
 [[maybe_unused]] const coserve_plugin_descriptor* descriptor(std::uint32_t magic, std::uint32_t api,
