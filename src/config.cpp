@@ -549,9 +549,12 @@ InstanceConfig load_instance(Section& s) {
 
 }  // namespace
 
-Config load_config_text(std::string_view text, const std::string& name) {
-    Config config;
-    config.file = name;
+namespace {
+
+using Values = std::map<std::string, std::vector<std::pair<std::string, std::string>>>;
+
+// The file's keys by section, and its section names in file order (each once).
+Values parse_ini(std::string_view text, const std::string& name, std::vector<std::string>& sections) {
     std::vector<std::string> order;
     std::istringstream in(strip_comments(text, order));
     po::parsed_options parsed(nullptr);
@@ -564,7 +567,7 @@ Config load_config_text(std::string_view text, const std::string& name) {
     } catch (const po::error& e) {
         throw ConfigError(name + ": " + e.what());
     }
-    std::map<std::string, std::vector<std::pair<std::string, std::string>>> values;
+    Values values;
     for (const auto& opt : parsed.options) {
         auto dot = opt.string_key.rfind('.');
         if (dot == std::string::npos)
@@ -572,50 +575,64 @@ Config load_config_text(std::string_view text, const std::string& name) {
         values[opt.string_key.substr(0, dot)].emplace_back(opt.string_key.substr(dot + 1),
                                                            opt.value.empty() ? std::string() : opt.value.front());
     }
-    std::vector<std::string> unique;
     for (const auto& sec : order) {
         if (sec.empty()) throw ConfigError(name + ": empty section name []");
-        if (std::find(unique.begin(), unique.end(), sec) != unique.end())
+        if (std::find(sections.begin(), sections.end(), sec) != sections.end())
             throw ConfigError(name + ": [" + sec + "] appears more than once");
-        unique.push_back(sec);
+        sections.push_back(sec);
     }
+    return values;
+}
 
-    Section server(name, "server", values["server"]);
-    config.server.threads = static_cast<int>(server.integer("threads", 1, 1, 256));
+ServerConfig load_server(Section& server) {
+    ServerConfig c;
+    c.threads = static_cast<int>(server.integer("threads", 1, 1, 256));
     try {
-        config.server.log_level = parse_severity(server.choice(
-            "log_level", "info", {"trace", "debug", "info", "warning", "error", "fatal"}));
+        c.log_level = parse_severity(server.choice("log_level", "info", {"trace", "debug", "info", "warning", "error", "fatal"}));
     } catch (const std::invalid_argument& e) {
         server.fail("log_level", e.what());
     }
-    config.server.shutdown_grace = server.duration("shutdown_grace", std::chrono::seconds(5), Duration::zero(),
-                                                   std::chrono::hours(1));
-    config.server.max_connections = server.integer("max_connections", 10000, 1, 10'000'000);
-    config.server.log_file = server.path("log_file", "");
-    config.server.log_json = server.choice("log_format", "text", {"text", "json"}) == "json";
-    config.server.syslog = server.boolean("syslog", false);
-    config.server.log_rotate_size = server.bytes("log_rotate_size", 0, 1ull << 40);
-    if (config.server.log_rotate_size > 0 && config.server.log_file.empty())
-        server.fail("log_rotate_size", "needs log_file");
-    if (config.server.syslog && !config.server.log_file.empty()) server.fail("syslog", "choose log_file or syslog, not both");
-    config.server.pid_file = server.path("pid_file", "");
-    config.server.user = server.string("user", "");
-    config.server.group = server.string("group", "");
-    if (!config.server.group.empty() && config.server.user.empty()) server.fail("group", "needs user");
+    c.shutdown_grace = server.duration("shutdown_grace", std::chrono::seconds(5), Duration::zero(), std::chrono::hours(1));
+    c.max_connections = server.integer("max_connections", 10000, 1, 10'000'000);
+    c.log_file = server.path("log_file", "");
+    c.log_json = server.choice("log_format", "text", {"text", "json"}) == "json";
+    c.syslog = server.boolean("syslog", false);
+    c.log_rotate_size = server.bytes("log_rotate_size", 0, 1ull << 40);
+    if (c.log_rotate_size > 0 && c.log_file.empty()) server.fail("log_rotate_size", "needs log_file");
+    if (c.syslog && !c.log_file.empty()) server.fail("syslog", "choose log_file or syslog, not both");
+    c.pid_file = server.path("pid_file", "");
+    c.user = server.string("user", "");
+    c.group = server.string("group", "");
+    if (!c.group.empty() && c.user.empty()) server.fail("group", "needs user");
     server.finish();
+    return c;
+}
 
-    Section metrics(name, "metrics", values["metrics"]);
-    config.metrics.http = metrics.endpoints("http");
-    config.metrics.max_connections = metrics.integer("max_connections", 16, 1, 10'000'000);
-    config.metrics.max_per_source = metrics.integer("max_per_source", 8, 0, 10'000'000);
-    config.metrics.connect_rate = metrics.rate("connect_rate", "0", "connect_burst");
-    config.metrics.allow = metrics.cidrs("allow");
-    config.metrics.deny = metrics.cidrs("deny");
-    config.metrics.idle_timeout = metrics.duration("idle_timeout", std::chrono::seconds(5), std::chrono::milliseconds(100),
-                                                   std::chrono::hours(1));
+MetricsConfig load_metrics(Section& metrics) {
+    MetricsConfig c;
+    c.http = metrics.endpoints("http");
+    c.max_connections = metrics.integer("max_connections", 16, 1, 10'000'000);
+    c.max_per_source = metrics.integer("max_per_source", 8, 0, 10'000'000);
+    c.connect_rate = metrics.rate("connect_rate", "0", "connect_burst");
+    c.allow = metrics.cidrs("allow");
+    c.deny = metrics.cidrs("deny");
+    c.idle_timeout = metrics.duration("idle_timeout", std::chrono::seconds(5), std::chrono::milliseconds(100), std::chrono::hours(1));
     metrics.finish();
+    return c;
+}
 
-    for (const auto& sec : unique) {
+}  // namespace
+
+Config load_config_text(std::string_view text, const std::string& name) {
+    Config config;
+    config.file = name;
+    std::vector<std::string> sections;
+    Values values = parse_ini(text, name, sections);
+    Section server(name, "server", values["server"]);
+    config.server = load_server(server);
+    Section metrics(name, "metrics", values["metrics"]);
+    config.metrics = load_metrics(metrics);
+    for (const auto& sec : sections) {
         if (sec == "server" || sec == "metrics") continue;
         Section s(name, sec, values[sec]);
         config.instances.push_back(load_instance(s));
