@@ -3,6 +3,7 @@
 #include <coserve/service.hpp>
 
 #include "plugin.hpp"
+#include "tls.hpp"
 
 #include <boost/program_options/parsers.hpp>
 
@@ -470,7 +471,7 @@ void check_conflicts(const Config& config) {
         std::vector<Use> seen;
         for (const auto& inst : config.instances) {
             if (!inst.options.enabled) continue;
-            const auto& list = std::string_view(proto) == "tcp" ? inst.options.tcp : inst.options.udp;
+            const auto list = std::string_view(proto) == "tcp" ? stream_endpoints(inst.options) : inst.options.udp;
             for (const auto& e : list) {
                 for (const auto& u : seen)
                     if (u.endpoint.overlaps(e))
@@ -480,6 +481,36 @@ void check_conflicts(const Config& config) {
                 seen.push_back({&inst, e});
             }
         }
+    }
+}
+
+constexpr std::string_view tls_keys[] = {"tls_cert", "tls_key", "tls_min_version", "tls_ciphers", "tls_ciphersuites",
+                                         "tls_client_ca", "tls_client_auth", "tls_handshake_timeout"};
+
+// The tls_* keys, read (and shown by --check-config) when TLS listeners or
+// any of the keys are there; then the files are loaded and checked.
+std::shared_ptr<const TlsContext> load_tls(Section& s, std::string_view listeners_key, bool has_listeners,
+                                           TlsSettings& t) {
+    const bool any_key = std::any_of(std::begin(tls_keys), std::end(tls_keys), [&](auto k) { return s.raw(k).has_value(); });
+    if (!has_listeners && !any_key) return nullptr;
+    t.cert = s.path("tls_cert", "");
+    t.key = s.path("tls_key", "");
+    t.min_version = s.choice("tls_min_version", "1.2", {"1.2", "1.3"});
+    t.ciphers = s.string("tls_ciphers", "");
+    t.ciphersuites = s.string("tls_ciphersuites", "");
+    t.client_ca = s.path("tls_client_ca", "");
+    const auto auth = s.choice("tls_client_auth", "none", {"none", "optional", "require"});
+    t.client_auth = auth == "require"    ? TlsSettings::ClientAuth::require
+                    : auth == "optional" ? TlsSettings::ClientAuth::optional
+                                         : TlsSettings::ClientAuth::none;
+    t.handshake_timeout = s.duration("tls_handshake_timeout", std::chrono::seconds(10), std::chrono::milliseconds(100),
+                                     std::chrono::minutes(10));
+    if (t.cert.empty() && has_listeners)
+        s.fail("tls_cert", "is needed by " + std::string(listeners_key) + " (a PEM file: the certificate, then its chain)");
+    try {
+        return TlsContext::load(t);
+    } catch (const TlsContext::Error& e) {
+        s.fail(e.key, e.what());
     }
 }
 
@@ -518,7 +549,9 @@ InstanceConfig load_instance(Section& s) {
     o.enabled = s.boolean("enabled", true);
     o.tcp = s.endpoints("tcp");
     o.udp = s.endpoints("udp");
+    o.tls = s.endpoints("tls");
     if (!type->tcp && !o.tcp.empty()) s.fail("tcp", "the " + inst.service_type + " service has no TCP side");
+    if (!type->tcp && !o.tls.empty()) s.fail("tls", "the " + inst.service_type + " service has no TCP side");
     if (!type->udp && !o.udp.empty()) s.fail("udp", "the " + inst.service_type + " service has no UDP side");
     o.max_connections = s.integer("max_connections", 1000, 1, 10'000'000);
     o.idle_timeout = s.duration("idle_timeout", std::chrono::seconds(300));
@@ -532,6 +565,7 @@ InstanceConfig load_instance(Section& s) {
     o.udp_rate = s.rate("udp_rate", "100/s", "udp_burst", 200);
     o.udp_max_reply = static_cast<std::size_t>(s.integer("udp_max_reply", 0, 0, 65507));
     o.udp_batch = static_cast<int>(s.integer("udp_batch", 16, 1, 256));
+    inst.tls = load_tls(s, "tls", !o.tls.empty(), o.tls_settings);
     try {
         inst.service = type->create(s, o);
     } catch (const ConfigError&) {
@@ -611,17 +645,25 @@ ServerConfig load_server(Section& server) {
 MetricsConfig load_metrics(Section& metrics) {
     MetricsConfig c;
     c.http = metrics.endpoints("http");
+    c.https = metrics.endpoints("https");
     c.max_connections = metrics.integer("max_connections", 16, 1, 10'000'000);
     c.max_per_source = metrics.integer("max_per_source", 8, 0, 10'000'000);
     c.connect_rate = metrics.rate("connect_rate", "0", "connect_burst");
     c.allow = metrics.cidrs("allow");
     c.deny = metrics.cidrs("deny");
     c.idle_timeout = metrics.duration("idle_timeout", std::chrono::seconds(5), std::chrono::milliseconds(100), std::chrono::hours(1));
+    c.tls = load_tls(metrics, "https", !c.https.empty(), c.tls_settings);
     metrics.finish();
     return c;
 }
 
 }  // namespace
+
+std::vector<Endpoint> stream_endpoints(const InstanceOptions& o) {
+    std::vector<Endpoint> all = o.tcp;
+    all.insert(all.end(), o.tls.begin(), o.tls.end());
+    return all;
+}
 
 Config load_config_text(std::string_view text, const std::string& name) {
     Config config;
@@ -662,10 +704,18 @@ std::string describe(const Config& config) {
             << ", max_per_source = " << config.metrics.max_per_source
             << ", idle_timeout = " << format_duration(config.metrics.idle_timeout) << "\n";
     }
+    if (!config.metrics.https.empty()) {
+        out << "[metrics] https =";
+        for (std::size_t i = 0; i < config.metrics.https.size(); ++i)
+            out << (i ? ", " : " ") << config.metrics.https[i].to_string();
+        out << "\n";
+    }
+    if (config.metrics.tls) out << "    certificate: " << config.metrics.tls->describe() << "\n";
     for (const auto& inst : config.instances) {
         out << "[" << inst.name << "] service " << inst.service_type
             << (inst.options.enabled ? "" : " (disabled)") << "\n";
         for (const auto& [k, v] : inst.effective) out << "    " << k << " = " << v << "\n";
+        if (inst.tls) out << "    certificate: " << inst.tls->describe() << "\n";
     }
     return out.str();
 }

@@ -10,6 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/as_tuple.hpp>
 
+#include <boost/asio/ssl/error.hpp>
+
+#include <openssl/ssl.h>
+
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -30,6 +34,7 @@ Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl)
     boost::system::error_code ec;
     auto ep = socket.remote_endpoint(ec);
     peer = ec ? std::string("?") : log::format_endpoint(ep);
+    log_peer = peer;
     socket.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
     touch();
 }
@@ -52,6 +57,18 @@ const asio::any_io_executor& Connection::executor() const noexcept {
     return s_.executor;
 }
 
+bool Connection::encrypted() const noexcept {
+    return s_.tls != nullptr;
+}
+
+const std::string& Connection::tls_subject() const noexcept {
+    return s_.tls_subject;
+}
+
+log::Line Connection::log(Severity level) const {
+    return log::Line(level, instance_name(), s_.log_peer);
+}
+
 std::uint64_t Connection::bytes_in() const noexcept {
     return s_.bytes_in;
 }
@@ -61,7 +78,8 @@ std::uint64_t Connection::bytes_out() const noexcept {
 }
 
 asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) {
-    auto [ec, n] = co_await s_.socket.async_read_some(buffer, asio::as_tuple(asio::deferred));
+    auto [ec, n] = s_.tls ? co_await s_.tls->async_read_some(buffer, asio::as_tuple(asio::deferred))
+                          : co_await s_.socket.async_read_some(buffer, asio::as_tuple(asio::deferred));
     s_.bytes_in += n;
     s_.touch();
     if (ec == asio::error::eof) co_return 0;
@@ -81,13 +99,25 @@ asio::awaitable<std::span<const char>> Connection::read_shared() {
     // per message and no epoll_ctl (unlike waiting for readability), and
     // tries the socket first only when the last read may have left data.
     // What does not fit is read at once into the loop's buffer behind it.
-    auto [ec, n] = co_await s_.socket.async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred));
+    auto [ec, n] = s_.tls ? co_await s_.tls->async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred))
+                          : co_await s_.socket.async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred));
     if (ec) {
         if (ec == asio::error::eof) co_return std::span<const char>();
         throw boost::system::system_error(ec, "read");
     }
     std::memcpy(loop_buffer.data(), s_.small.data(), n);
-    if (n == s_.small.size()) {
+    if (s_.tls) {
+        // What OpenSSL has already decrypted is read without touching the socket.
+        while (n < loop_buffer.size()) {
+            const int pending = SSL_pending(s_.tls->native_handle());
+            if (pending <= 0) break;
+            boost::system::error_code more_ec;
+            n += s_.tls->read_some(asio::buffer(loop_buffer.data() + n, std::min<std::size_t>(static_cast<std::size_t>(pending),
+                                                                                              loop_buffer.size() - n)),
+                                   more_ec);
+            if (more_ec) break;
+        }
+    } else if (n == s_.small.size()) {
         boost::system::error_code more_ec;
         n += s_.socket.read_some(asio::buffer(loop_buffer.data() + n, loop_buffer.size() - n), more_ec);
         if (!more_ec) {
@@ -103,6 +133,11 @@ asio::awaitable<std::span<const char>> Connection::read_shared() {
 }
 
 asio::awaitable<void> Connection::write_now(std::span<const char> data) {
+    if (s_.tls) {  // copied first: `data` may be read_shared()'s span
+        s_.tls_out.assign(data.begin(), data.end());
+        co_await s_.tls_flush();
+        co_return;
+    }
     boost::system::error_code ec;
     std::size_t n = s_.socket.write_some(asio::buffer(data.data(), data.size()), ec);
     if (!ec) {
@@ -121,45 +156,21 @@ asio::awaitable<void> Connection::write_now(std::span<const char> data) {
 }
 
 asio::awaitable<std::optional<std::size_t>> Connection::read_some_for(asio::mutable_buffer buffer, Duration timeout) {
-    // The timeout cancels this read only, through its own cancellation slot,
-    // so another coroutine's wait or write on the socket (chat's writer) is
-    // not disturbed. The session's cancellation (idle timeout, shutdown) is
-    // forwarded to the same slot. The generation check and s_.timer_handlers
-    // keep a late timer handler from touching a later read or a dead *this.
-    const unsigned generation = ++s_.read_generation;
-    s_.timed_out = false;
-    s_.read_timer.expires_after(timeout);
-    ++s_.timer_handlers;
-    s_.read_timer.async_wait([this, generation](boost::system::error_code ec) {
-        --s_.timer_handlers;
-        if (!ec && generation == s_.read_generation) {
-            s_.timed_out = true;
-            s_.read_cancel.emit(asio::cancellation_type::terminal);
-        }
-    });
-    auto session = (co_await asio::this_coro::cancellation_state).slot();
-    if (session.is_connected())
-        session.assign([this](asio::cancellation_type type) { s_.read_cancel.emit(type); });
-    // (Asio 1.26 cannot bind a cancellation slot to asio::deferred.)
-    auto [ec, n] = co_await s_.socket.async_read_some(
-        buffer, asio::bind_cancellation_slot(s_.read_cancel.slot(), asio::as_tuple(asio::use_awaitable)));
-    if (session.is_connected()) session.clear();
-    ++s_.read_generation;
-    s_.read_timer.cancel();
-    if (ec == asio::error::operation_aborted && s_.timed_out) co_return std::nullopt;
-    s_.bytes_in += n;
-    s_.touch();
-    if (ec == asio::error::eof) co_return 0;
-    if (ec) throw boost::system::system_error(ec, "read");
-    co_return n;
+    return s_.read_for(buffer, timeout);
 }
 
 void Connection::shutdown_send() noexcept {
+    s_.send_closed = true;
+    if (s_.tls) return;  // close_notify first, in linger(), then FIN
     boost::system::error_code ignored;
     s_.socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
 asio::awaitable<void> Connection::write_gathered(std::span<const asio::const_buffer> buffers) {
+    if (s_.tls) {
+        co_await s_.tls_write(buffers);
+        co_return;
+    }
     auto [ec, n] = co_await asio::async_write(s_.socket, buffers, asio::as_tuple(asio::deferred));
     s_.bytes_out += n;
     s_.touch();
@@ -167,6 +178,10 @@ asio::awaitable<void> Connection::write_gathered(std::span<const asio::const_buf
 }
 
 asio::awaitable<void> Connection::send_file(int file, std::uint64_t offset, std::uint64_t count) {
+    if (s_.tls) {
+        co_await s_.tls_send_file(file, offset, count);
+        co_return;
+    }
     const int sock = s_.socket.native_handle();
     s_.socket.native_non_blocking(true);
     off_t off = static_cast<off_t>(offset);
@@ -198,6 +213,7 @@ asio::awaitable<void> Connection::busy_turn() {
 }
 
 std::optional<std::size_t> Connection::try_send(std::span<const iovec> data) noexcept {
+    if (s_.tls) return std::nullopt;  // plaintext only: encryption is the session's own writer's
     msghdr msg{};
     msg.msg_iov = const_cast<iovec*>(data.data());
     msg.msg_iovlen = data.size();
@@ -226,17 +242,51 @@ void Connection::cancel() noexcept {
 namespace detail {
 
 asio::awaitable<void> Session::linger() {
-    connection_.shutdown_send();
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    auto left = [&end] { return std::chrono::duration_cast<Duration>(end - std::chrono::steady_clock::now()); };
+    if (tls) co_await tls_close(left());
+    boost::system::error_code ignored;
+    socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     std::array<char, 4096> sink;
     std::size_t dropped = 0;
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (dropped < 64 * 1024) {
-        const auto left = std::chrono::duration_cast<Duration>(end - std::chrono::steady_clock::now());
-        if (left <= Duration::zero()) break;
-        const auto n = co_await connection_.read_some_for(asio::buffer(sink), left);
+    while (dropped < 64 * 1024 && left() > Duration::zero()) {
+        const auto n = co_await read_for(asio::buffer(sink), left(), true);
         if (!n || *n == 0) break;
         dropped += *n;
     }
+}
+
+asio::awaitable<std::optional<std::size_t>> Session::read_for(asio::mutable_buffer buffer, Duration timeout, bool raw) {
+    // The timeout cancels this read only, through its own cancellation slot,
+    // so another coroutine's wait or write on the socket (chat's writer) is
+    // not disturbed. The session's cancellation (idle timeout, shutdown) is
+    // forwarded to the same slot. The generation check and timer_handlers
+    // keep a late timer handler from touching a later read or a dead *this.
+    const unsigned generation = ++read_generation;
+    timed_out = false;
+    read_timer.expires_after(timeout);
+    ++timer_handlers;
+    read_timer.async_wait([this, generation](boost::system::error_code ec) {
+        --timer_handlers;
+        if (!ec && generation == read_generation) {
+            timed_out = true;
+            read_cancel.emit(asio::cancellation_type::terminal);
+        }
+    });
+    auto session = (co_await asio::this_coro::cancellation_state).slot();
+    if (session.is_connected()) session.assign([this](asio::cancellation_type type) { read_cancel.emit(type); });
+    // (Asio 1.26 cannot bind a cancellation slot to asio::deferred.)
+    auto token = [this] { return asio::bind_cancellation_slot(read_cancel.slot(), asio::as_tuple(asio::use_awaitable)); };
+    auto [ec, n] = tls && !raw ? co_await tls->async_read_some(buffer, token()) : co_await socket.async_read_some(buffer, token());
+    if (session.is_connected()) session.clear();
+    ++read_generation;
+    read_timer.cancel();
+    if (ec == asio::error::operation_aborted && timed_out) co_return std::nullopt;
+    bytes_in += n;
+    touch();
+    if (ec == asio::error::eof) co_return 0;
+    if (ec) throw boost::system::system_error(ec, "read");
+    co_return n;
 }
 
 asio::awaitable<void> Session::quiesce() {
@@ -248,7 +298,7 @@ asio::awaitable<void> Session::quiesce() {
 
 bool is_normal_close(const boost::system::error_code& ec) noexcept {
     namespace e = asio::error;
-    return ec == e::eof || ec == e::connection_reset || ec == e::broken_pipe || ec == e::operation_aborted ||
+    return ec == e::eof || ec == boost::asio::ssl::error::stream_truncated || ec == e::connection_reset || ec == e::broken_pipe || ec == e::operation_aborted ||
            ec == e::connection_aborted || ec == e::not_connected || ec == e::bad_descriptor || ec == e::timed_out;
 }
 

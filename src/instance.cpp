@@ -1,4 +1,7 @@
 #include "instance.hpp"
+#include "tls.hpp"
+
+#include <coserve/log.hpp>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -8,7 +11,24 @@ namespace coserve::detail {
 namespace asio = boost::asio;
 
 Instance::Instance(InstanceConfig c, ServerState& server)
-    : config(std::move(c)), server(server), limits(config.options) {}
+    : config(std::move(c)), server(server), limits(config.options), first_tls(config.options.tcp.size()), tls_(config.tls) {}
+
+void warn_expiry(const Instance& inst) {
+    const auto tls = inst.tls();
+    if (!tls) return;
+    if (const auto warning = tls->expiry_warning(std::time(nullptr)); !warning.empty())
+        COSERVE_LOG(Severity::warning, inst.config.name, "") << warning;
+}
+
+std::shared_ptr<const TlsContext> Instance::tls() const {
+    std::lock_guard lock(tls_mutex_);
+    return tls_;
+}
+
+void Instance::set_tls(std::shared_ptr<const TlsContext> context) {
+    std::lock_guard lock(tls_mutex_);
+    tls_ = std::move(context);
+}
 
 SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     std::lock_guard lock(mutex_);

@@ -6,6 +6,7 @@
 #include <coserve/service.hpp>
 
 #include "limits.hpp"
+#include "tls_failure.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -39,6 +40,8 @@ struct Counters {
     std::atomic<std::uint64_t> datagrams_in{0};
     std::atomic<std::uint64_t> datagrams_out{0};
     std::atomic<long long> active{0};
+    std::array<std::atomic<std::uint64_t>, 2> tls_handshakes{};  // completed: TLS 1.2, TLS 1.3
+    std::array<std::atomic<std::uint64_t>, tls_failure_count> tls_failed{};  // by TlsFailure
 };
 
 // Registry entry of one TCP session. Created before the session coroutine is
@@ -65,7 +68,9 @@ struct Instance {
     SourceLimits limits;
     std::atomic<bool> retired{false};  // replaced by a reload: no listeners, its sessions finish
 
+    // acceptors[i] speaks TLS from first_tls on (options.tcp, then options.tls).
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+    std::size_t first_tls = 0;
     std::vector<boost::asio::ip::udp::socket> udp_sockets;
     std::vector<boost::asio::ip::tcp::endpoint> tcp_bound;  // what start() bound (port 0 resolved)
     std::vector<boost::asio::ip::udp::endpoint> udp_bound;
@@ -79,11 +84,21 @@ struct Instance {
     void cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason, bool again = false);
     std::size_t session_count();
 
+    // The TLS context new sessions use: the configuration's, or the one a
+    // reload loaded from new files (set_tls). Thread-safe.
+    std::shared_ptr<const TlsContext> tls() const;
+    void set_tls(std::shared_ptr<const TlsContext> context);
+
 private:
+    mutable std::mutex tls_mutex_;
+    std::shared_ptr<const TlsContext> tls_;
     std::mutex mutex_;
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, SessionSlot> sessions_;
 };
+
+// Logs a warning when the instance's TLS certificate has expired or expires within 14 days.
+void warn_expiry(const Instance& inst);
 
 // Process-wide state shared by the instances.
 class ServerState {

@@ -5,6 +5,7 @@
 #include <coserve/log.hpp>
 
 #include "listeners.hpp"
+#include "tls.hpp"
 
 #include <coserve/connection.hpp>
 
@@ -141,6 +142,19 @@ std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances
         f.add("datagrams_received_total", "counter", "UDP datagrams received.", static_cast<double>(k.datagrams_in.load()));
         f.add("datagrams_sent_total", "counter", "UDP replies sent.", static_cast<double>(k.datagrams_out.load()));
         f.add("errors_total", "counter", "Sessions and datagrams that failed with an error.", static_cast<double>(k.errors.load()));
+        if (const auto tls = inst->tls()) {
+            f.add("tls_handshakes_total", "counter", "TLS handshakes completed, by protocol version.",
+                  static_cast<double>(k.tls_handshakes[0].load()), "version=\"TLSv1.2\"");
+            f.add("tls_handshakes_total", "counter", "TLS handshakes completed, by protocol version.",
+                  static_cast<double>(k.tls_handshakes[1].load()), "version=\"TLSv1.3\"");
+            for (std::size_t r = 0; r < tls_failure_count; ++r)
+                f.add("tls_handshake_failures_total", "counter", "TLS handshakes that failed, by reason.",
+                      static_cast<double>(k.tls_failed[r].load()),
+                      "reason=\"" + std::string(tls_failure_name(static_cast<TlsFailure>(r))) + "\"");
+            f.add("tls_certificate_expiry_timestamp_seconds", "gauge",
+                  "When the TLS certificate in use expires (Unix time).", static_cast<double>(tls->not_after()),
+                  "file=\"" + escape_label(tls->settings().cert) + "\"");
+        }
         inst->config.service->metrics(f);
     }
     f.with_labels({});
@@ -260,6 +274,9 @@ InstanceConfig metrics_instance_config(const MetricsConfig& config, const Metric
     ic.service_type = "metrics";
     auto& o = ic.options;
     o.tcp = config.http;
+    o.tls = config.https;
+    o.tls_settings = config.tls_settings;
+    ic.tls = config.tls;
     o.max_connections = config.max_connections;
     o.max_per_source = config.max_per_source;
     o.connect_rate = config.connect_rate;

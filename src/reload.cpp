@@ -38,7 +38,10 @@ void Server::Impl::reload(Config next) {
     std::vector<std::unique_ptr<Instance>> next_instances;
     for (std::size_t w = 0; w < wanted.size(); ++w) {
         if (plan.keep[w]) {
-            next_instances.push_back(std::move(instances[*plan.keep[w]]));
+            auto& kept = instances[*plan.keep[w]];
+            kept->set_tls(wanted[w]->tls);  // the files are read again at each reload
+            detail::warn_expiry(*kept);
+            next_instances.push_back(std::move(kept));
             continue;
         }
         auto inst = assemble(*wanted[w], sockets);
@@ -104,10 +107,16 @@ void Server::Impl::retire_planned(const detail::ReloadPlan& plan, BoundSockets& 
 void Server::Impl::apply_server_settings(Config next) {
     if (next.server.threads != config.server.threads)
         COSERVE_LOG(Severity::warning, "", "") << "reload: threads changes need a restart (still " << config.server.threads << ")";
-    if (!(next.metrics.http == config.metrics.http))
-        COSERVE_LOG(Severity::warning, "", "") << "reload: [metrics] http changes need a restart";
+    if (!(next.metrics.http == config.metrics.http) || !(next.metrics.https == config.metrics.https))
+        COSERVE_LOG(Severity::warning, "", "") << "reload: [metrics] http and https changes need a restart";
+    auto metrics_tls = next.metrics.tls;
     next.server.threads = config.server.threads;
     next.metrics = config.metrics;
+    if (metrics_endpoint && metrics_tls) {  // new certificate files apply at once
+        metrics_endpoint->set_tls(metrics_tls);
+        next.metrics.tls = metrics_tls;
+        detail::warn_expiry(*metrics_endpoint);
+    }
     state->max_connections = next.server.max_connections;
     config = std::move(next);
 }

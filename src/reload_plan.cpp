@@ -31,11 +31,11 @@ std::array<std::string, 2> aliases(const std::string& instance, const Endpoint& 
 // instances want, and from that the hand-overs and the binds.
 void plan_sockets(const std::vector<RunningInstance>& running, const std::vector<const InstanceConfig*>& wanted,
                   ReloadPlan& plan, bool tcp) {
-    auto configured = [tcp](const InstanceConfig& ic) -> const std::vector<Endpoint>& { return tcp ? ic.options.tcp : ic.options.udp; };
+    auto configured = [tcp](const InstanceConfig& ic) { return tcp ? stream_endpoints(ic.options) : ic.options.udp; };
     std::set<std::string> held;
     for (std::size_t r = 0; r < running.size(); ++r) {
         if (plan.fate[r] == ReloadPlan::Fate::kept) continue;
-        const auto& list = configured(*running[r].config);
+        const auto list = configured(*running[r].config);
         const auto& bound = tcp ? running[r].tcp_bound : running[r].udp_bound;
         for (std::size_t i = 0; i < list.size() && i < bound.size(); ++i)
             for (const auto& k : aliases(running[r].config->name, list[i], bound[i])) held.insert(k);
@@ -53,7 +53,7 @@ void plan_sockets(const std::vector<RunningInstance>& running, const std::vector
     auto& handover = tcp ? plan.tcp_handover : plan.udp_handover;
     for (std::size_t r = 0; r < running.size(); ++r) {
         if (plan.fate[r] == ReloadPlan::Fate::kept) continue;
-        const auto& list = configured(*running[r].config);
+        const auto list = configured(*running[r].config);
         const auto& bound = tcp ? running[r].tcp_bound : running[r].udp_bound;
         for (std::size_t i = 0; i < list.size() && i < bound.size(); ++i)
             for (const auto& k : aliases(running[r].config->name, list[i], bound[i]))

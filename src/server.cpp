@@ -64,9 +64,11 @@ void Server::start() {
     };
     impl_->metrics_source.instances = [impl = impl_.get()] { return detail::instances_json(impl->instances); };
     if (auto& m = impl_->metrics_endpoint) {
-        for (const auto& bound : m->tcp_bound)
-            COSERVE_LOG(Severity::info, "metrics", "") << "http " << log::format_endpoint(bound)
+        for (std::size_t i = 0; i < m->tcp_bound.size(); ++i)
+            COSERVE_LOG(Severity::info, "metrics", "") << (i < m->first_tls ? "http " : "https ")
+                                                       << log::format_endpoint(m->tcp_bound[i])
                                                        << ": GET /metrics, /healthz, /instances";
+        detail::warn_expiry(*m);
         detail::start_tcp(*m);
     }
     if (impl_->options.notify && impl_->options.watchdog_interval > Duration::zero())
@@ -88,12 +90,16 @@ void Server::Impl::launch(Instance& inst) {
 }
 
 void Server::Impl::announce(const Instance& inst) const {
-    std::string tcp_list, udp_list;
-    for (auto& ep : inst.tcp_bound) tcp_list += (tcp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
+    std::string tcp_list, tls_list, udp_list;
+    for (std::size_t i = 0; i < inst.tcp_bound.size(); ++i) {
+        auto& list = i < inst.first_tls ? tcp_list : tls_list;
+        list += (list.empty() ? "" : ", ") + log::format_endpoint(inst.tcp_bound[i]);
+    }
     for (auto& ep : inst.udp_bound) udp_list += (udp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
     COSERVE_LOG(Severity::info, inst.config.name, "")
-        << "service " << inst.config.service_type << ": tcp " << (tcp_list.empty() ? "-" : tcp_list) << "; udp "
-        << (udp_list.empty() ? "-" : udp_list);
+        << "service " << inst.config.service_type << ": tcp " << (tcp_list.empty() ? "-" : tcp_list)
+        << (tls_list.empty() ? "" : "; tls " + tls_list) << "; udp " << (udp_list.empty() ? "-" : udp_list);
+    detail::warn_expiry(inst);
 }
 
 void Server::run() {
@@ -117,7 +123,16 @@ void Server::stop() {
 std::vector<tcp::endpoint> Server::tcp_endpoints(std::string_view instance) const {
     std::lock_guard lock(impl_->instances_mutex);
     for (auto& inst : impl_->instances)
-        if (inst->config.name == instance) return inst->tcp_bound;
+        if (inst->config.name == instance)
+            return {inst->tcp_bound.begin(), inst->tcp_bound.begin() + static_cast<std::ptrdiff_t>(inst->first_tls)};
+    return {};
+}
+
+std::vector<tcp::endpoint> Server::tls_endpoints(std::string_view instance) const {
+    std::lock_guard lock(impl_->instances_mutex);
+    for (auto& inst : impl_->instances)
+        if (inst->config.name == instance)
+            return {inst->tcp_bound.begin() + static_cast<std::ptrdiff_t>(inst->first_tls), inst->tcp_bound.end()};
     return {};
 }
 

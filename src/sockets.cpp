@@ -78,7 +78,7 @@ void BoundSockets::bind_udp(asio::io_context& ioc, const std::string& instance, 
 
 std::unique_ptr<Instance> Server::Impl::assemble(const InstanceConfig& ic, BoundSockets& pool) {
     auto inst = std::make_unique<Instance>(ic, *state);
-    for (const auto& e : ic.options.tcp) {
+    for (const auto& e : stream_endpoints(ic.options)) {
         auto node = pool.tcps.extract(detail::socket_key(ic.name, e));
         tcp::acceptor& a = inst->acceptors.emplace_back(state->control);
         a.assign(node.mapped().bound.protocol(), node.mapped().fd);
@@ -113,14 +113,14 @@ void Server::Impl::adopt_inherited(BoundSockets& pool) {
         const InstanceConfig* ic = nullptr;
         for (const auto& c : config.instances)
             if (c.name == instance && c.options.enabled) ic = &c;
-        if (!ic || (proto != "tcp" && proto != "udp"))
+        if (!ic || (proto != "tcp" && proto != "tls" && proto != "udp"))
             throw BindError("socket activation: FileDescriptorName=" + s.name +
-                            " names no enabled instance (expected INSTANCE-tcp or INSTANCE-udp)");
+                            " names no enabled instance (expected INSTANCE-tcp, INSTANCE-tls or INSTANCE-udp)");
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         if (::getsockname(s.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
             throw BindError("socket activation: " + s.name + ": getsockname: " + std::strerror(errno));
-        const auto& list = proto == "tcp" ? ic->options.tcp : ic->options.udp;
+        const auto& list = proto == "tcp" ? ic->options.tcp : proto == "tls" ? ic->options.tls : ic->options.udp;
         tcp::endpoint bound;
         std::memcpy(bound.data(), &ss, std::min<std::size_t>(len, bound.capacity()));
         bound.resize(len);
@@ -133,9 +133,10 @@ void Server::Impl::adopt_inherited(BoundSockets& pool) {
         const auto key = detail::socket_key(instance, *match);
         // The pool gets a duplicate: the inherited descriptor itself stays
         // open for the life of the process, whatever a reload does.
-        if (proto == "tcp") pool.tcps.emplace(key, BoundSockets::Tcp{::dup(s.fd), bound});
+        const bool stream = proto != "udp";
+        if (stream) pool.tcps.emplace(key, BoundSockets::Tcp{::dup(s.fd), bound});
         else pool.udps.emplace(key, BoundSockets::Udp{::dup(s.fd), udp::endpoint(bound.address(), bound.port())});
-        (proto == "tcp" ? inherited_tcp : inherited_udp)[match->to_string()] = {s.fd, bound};
+        (stream ? inherited_tcp : inherited_udp)[match->to_string()] = {s.fd, bound};
         COSERVE_LOG(Severity::info, instance, "") << proto << " " << log::format_endpoint(bound)
                                                   << ": from the service manager (" << s.name << ")";
     }
@@ -146,7 +147,7 @@ void Server::Impl::bind_all() {
     adopt_inherited(pool);
     for (const auto& ic : config.instances) {
         if (!ic.options.enabled) continue;
-        for (const auto& e : ic.options.tcp)
+        for (const auto& e : stream_endpoints(ic.options))
             if (!pool.tcps.contains(detail::socket_key(ic.name, e))) pool.bind_tcp(*ioc, ic.name, e);
         for (const auto& e : ic.options.udp)
             if (!pool.udps.contains(detail::socket_key(ic.name, e))) pool.bind_udp(*ioc, ic.name, e);
@@ -154,10 +155,10 @@ void Server::Impl::bind_all() {
     for (const auto& ic : config.instances)
         if (ic.options.enabled) instances.push_back(assemble(ic, pool));
     refresh_udp_ports();
-    if (!config.metrics.http.empty()) {
+    if (!config.metrics.http.empty() || !config.metrics.https.empty()) {
         const auto ic = detail::metrics_instance_config(config.metrics, metrics_source);
         BoundSockets metrics_pool;
-        for (const auto& e : ic.options.tcp) metrics_pool.bind_tcp(*ioc, ic.name, e);
+        for (const auto& e : stream_endpoints(ic.options)) metrics_pool.bind_tcp(*ioc, ic.name, e);
         metrics_endpoint = assemble(ic, metrics_pool);
     }
 }

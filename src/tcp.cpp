@@ -67,14 +67,18 @@ std::string seconds_text(clock::duration d) {
     return buf;
 }
 
-asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlot& slot, Permit permit) {
+// `tls`: the context of a TLS listener's session (null: plaintext).
+asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlot& slot, Permit permit,
+                                  std::shared_ptr<const TlsContext> tls) {
     Session session(std::move(socket), inst, slot);
     Connection& conn = session.connection();
     const auto started = clock::now();
-    conn.log(Severity::debug) << "accepted";
+    conn.log(Severity::debug) << (tls ? "accepted (tls)" : "accepted");
     try {
-        co_await inst.config.service->serve(conn);
-        co_await session.linger();
+        if (!tls || co_await session.handshake(std::move(tls))) {
+            co_await inst.config.service->serve(conn);
+            co_await session.linger();
+        }
     } catch (const boost::system::system_error& e) {
         if (!is_normal_close(e.code())) {
             ++inst.counters.errors;
@@ -104,7 +108,7 @@ bool out_of_resources(const boost::system::error_code& ec) {
            ec == boost::system::error_code(ENFILE, boost::system::system_category());
 }
 
-asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
+asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, bool tls) {
     const std::string where = log::format_endpoint(acceptor.local_endpoint());
     bool resource_warned = false;
     bool limit_warned = false;
@@ -156,7 +160,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor) {
         socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();
         SessionSlot& slot = inst.add_session(executor);
-        asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit)),
+        asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr),
                        asio::bind_cancellation_slot(slot.signal.slot(), [&inst, id = slot.id](std::exception_ptr e) {
                            log_failure(inst.config.name, "session", e);
                            inst.remove_session(id);
@@ -194,8 +198,8 @@ void log_failure(const std::string& instance, std::string_view what, std::except
 }
 
 void start_tcp(Instance& inst) {
-    for (auto& acceptor : inst.acceptors)
-        asio::co_spawn(acceptor.get_executor(), accept_loop(inst, acceptor),
+    for (std::size_t i = 0; i < inst.acceptors.size(); ++i)
+        asio::co_spawn(inst.acceptors[i].get_executor(), accept_loop(inst, inst.acceptors[i], i >= inst.first_tls),
                        [&inst](std::exception_ptr e) { log_failure(inst.config.name, "accept", e); });
     const auto idle = inst.config.options.idle_timeout;
     if (!inst.acceptors.empty() && idle > Duration::zero()) {

@@ -139,11 +139,28 @@ struct ServerConfig {
     std::string group;
 };
 
-// [metrics]
+// The `tls_*` keys of an instance or of [metrics] (docs/config.md, "TLS").
+struct TlsSettings {
+    std::string cert;                  // tls_cert: PEM, the certificate, then its chain
+    std::string key;                   // tls_key: PEM; refused when group or others may read it
+    std::string min_version = "1.2";   // tls_min_version: 1.2 or 1.3
+    std::string ciphers;               // tls_ciphers (TLS 1.2, OpenSSL syntax); empty: OpenSSL's default
+    std::string ciphersuites;          // tls_ciphersuites (TLS 1.3); empty: OpenSSL's default
+    std::string client_ca;             // tls_client_ca: PEM, the CAs a client certificate must come from
+    enum class ClientAuth { none, optional, require } client_auth = ClientAuth::none;
+    Duration handshake_timeout = std::chrono::seconds(10);
+};
+
+// The certificate, key and settings of TLS listeners, loaded and checked
+// (an OpenSSL context; internal). Immutable once loaded, shared by the
+// sessions that use it; a reload loads a new one.
+class TlsContext;
 
 // Keys every instance has, whatever its service.
 struct InstanceOptions {
     std::vector<Endpoint> tcp;
+    std::vector<Endpoint> tls;    // TCP listeners that speak the service inside TLS
+    TlsSettings tls_settings;
     std::vector<Endpoint> udp;
     bool enabled = true;
     long long max_connections = 1000;
@@ -164,6 +181,9 @@ struct InstanceOptions {
 // instance's, with the same limits (small defaults: a scraper or two).
 struct MetricsConfig {
     std::vector<Endpoint> http;  // where GET /metrics, /healthz, /instances are served
+    std::vector<Endpoint> https;  // the same, inside TLS
+    TlsSettings tls_settings;
+    std::shared_ptr<const TlsContext> tls;  // loaded when `https` is set
     long long max_connections = 16;
     long long max_per_source = 8;
     Rate connect_rate;             // off by default
@@ -176,8 +196,12 @@ struct InstanceConfig {
     std::string service_type;  // `service` key, or the section name
     InstanceOptions options;
     std::shared_ptr<Service> service;  // built from the section; shared by the instance's sessions
+    std::shared_ptr<const TlsContext> tls;  // loaded from tls_cert and tls_key when set
     std::vector<std::pair<std::string, std::string>> effective;
 };
+
+// Every stream listener of an instance: `tcp` first, then `tls`.
+std::vector<Endpoint> stream_endpoints(const InstanceOptions& options);
 
 struct Config {
     std::string file;

@@ -111,7 +111,8 @@ public:
     // A non-blocking gathered send, from any thread while serve() runs (the
     // service must stop calling it before serve() returns): the bytes the
     // socket took (0: it is full; wait_writable()), or nullopt when the
-    // client is gone. Counts the bytes and stamps activity.
+    // client is gone or the connection is encrypted(). Counts the bytes and
+    // stamps activity.
     std::optional<std::size_t> try_send(std::span<const iovec> data) noexcept;
     // Waits until the socket takes more. Throws operation_aborted when cancelled.
     boost::asio::awaitable<void> wait_writable();
@@ -122,7 +123,20 @@ public:
     std::uint64_t bytes_in() const noexcept;
     std::uint64_t bytes_out() const noexcept;
 
-    log::Line log(Severity level) const { return log::Line(level, instance_name(), peer()); }
+    // A log line naming the instance and the peer (and, over TLS, a verified
+    // client certificate's subject).
+    log::Line log(Severity level) const;
+
+    // TLS (a `tls =` listener): the handshake is done before serve() runs,
+    // and every member above reads and writes through it, byte for byte as
+    // without it. try_send() is plaintext only (nullopt here: the session's
+    // own coroutine must write); send_file() copies through a bounded buffer
+    // instead of sendfile; shutdown_send() sends close_notify, then FIN,
+    // once serve() returns.
+    bool encrypted() const noexcept;
+    // The subject (RFC 2253) of the client's certificate when it sent one and
+    // it was verified (tls_client_auth); empty otherwise.
+    const std::string& tls_subject() const noexcept;
 
 private:
     friend class detail::Session;

@@ -89,6 +89,8 @@ public:
 
     // The bound addresses of an instance (useful with port 0).
     std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints(std::string_view instance) const;
+    // Where an instance's `tls =` listeners are bound (after start()).
+    std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints(std::string_view instance) const;
     std::vector<boost::asio::ip::udp::endpoint> udp_endpoints(std::string_view instance) const;
 
     // Where the metrics endpoint listens ([metrics] http).

@@ -78,7 +78,7 @@ void Delivery::flush_range(FlushList& list, std::size_t from, std::size_t to) {
 
 bool Delivery::send_locked(Member& member) {
     constexpr std::size_t max_iov = 64;
-    while (!member.queue.empty() && member.connection && !member.dead) {
+    while (!member.encrypted && !member.queue.empty() && member.connection && !member.dead) {
         std::array<iovec, max_iov> iov;
         const std::size_t n = std::min(max_iov, member.queue.size());
         for (std::size_t i = 0; i < n; ++i) {
@@ -147,13 +147,38 @@ asio::awaitable<void> Delivery::writer(Connection& c, std::shared_ptr<Member> m)
             continue;
         }
         try {
+            if (m->encrypted) {
+                co_await write_encrypted(c, *m);
+                continue;
+            }
             co_await c.wait_writable();
         } catch (const boost::system::system_error&) {
-            co_return;  // cancelled: the session is ending
+            co_return;  // cancelled, or the client is gone: the session is ending
         }
         std::lock_guard lock(m->mutex);
         if (send_locked(*m)) m->pending = false;
     }
+}
+
+// The head of the queue, written through TLS; the lines stay queued (and
+// count against the bound) until written.
+asio::awaitable<void> Delivery::write_encrypted(Connection& c, Member& m) {
+    constexpr std::size_t max_batch = 64;
+    std::array<MessageRef, max_batch> batch;
+    std::array<asio::const_buffer, max_batch> buffers;
+    std::size_t n = 0;
+    {
+        std::lock_guard lock(m.mutex);
+        n = std::min(max_batch, m.queue.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            batch[i] = m.queue.at(i);
+            buffers[i] = asio::buffer(batch[i]->text);
+        }
+    }
+    co_await c.write_gathered(std::span<const asio::const_buffer>(buffers.data(), n));
+    std::lock_guard lock(m.mutex);
+    for (std::size_t i = 0; i < n && !m.queue.empty(); ++i) m.queue.pop();
+    if (m.queue.empty()) m.pending = false;
 }
 
 }  // namespace coserve::services::chat

@@ -6,7 +6,9 @@
 // input runs dry, flushes the queues it touched: one gathered non-blocking
 // send per recipient, so a burst lands in the kernel's buffers instead of
 // ours. What the kernel does not take waits for the member's own writer; a
-// member whose queue is full is dropped as too slow, never waited for.
+// member whose queue is full is dropped as too slow, never waited for. A TLS
+// member's queue always goes to its writer, which encrypts on the member's
+// own executor (same queue, same bound).
 //
 // Locking: the hub's mutex guards a member's name and room; the member's own
 // mutex its queue and the socket's send side. Order: hub, then member.
@@ -51,6 +53,7 @@ struct Member : std::enable_shared_from_this<Member> {
     bool in_flush_list = false;
     bool waiting = false;          // the writer sleeps on `wake`
     bool closing = false;          // the writer exits once nothing is pending
+    bool encrypted = false;        // TLS: senders never write; the writer encrypts for this member alone
     // Set once, from any thread: the member is being dropped.
     std::atomic<bool> dead{false};
     std::atomic<bool> too_slow{false};
@@ -91,6 +94,7 @@ public:
     std::uint64_t slow_consumers() const noexcept { return slow_consumers_.load(std::memory_order_relaxed); }
 
 private:
+    boost::asio::awaitable<void> write_encrypted(Connection& c, Member& m);
     void flush_range(FlushList& list, std::size_t from, std::size_t to);
     bool send_locked(Member& member);  // member mutex held; true if the queue is now empty
     void drop_slow(Member& member);

@@ -20,6 +20,7 @@ asio::awaitable<void> Chat::serve(Connection& c) {
     {
         std::lock_guard lock(m->mutex);
         m->connection = &c;
+        m->encrypted = c.encrypted();
     }
     m->bucket = TokenBucket(o_.rate, clock::now());
     const auto asking = directory_.asking(m->executor);
