@@ -67,7 +67,7 @@ void Server::Impl::bind_planned(const detail::ReloadPlan& plan, BoundSockets& so
         if (auto it = inherited_tcp.find(b.endpoint.to_string()); it != inherited_tcp.end())
             sockets.tcps.emplace(b.key, BoundSockets::Tcp{::dup(it->second.first), it->second.second});
         else
-            sockets.bind_tcp(*ioc, b.instance, b.endpoint);
+            sockets.bind_tcp(*ioc, b.instance, b.kind, b.endpoint);
     }
     for (const auto& b : plan.udp_bind) {
         if (auto it = inherited_udp.find(b.endpoint.to_string()); it != inherited_udp.end())

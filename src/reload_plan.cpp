@@ -6,8 +6,19 @@
 
 namespace coserve::detail {
 
-std::string socket_key(const std::string& instance, const Endpoint& e) {
-    return e.port == 0 ? instance + " " + e.to_string() : e.to_string();
+std::string socket_key(const std::string& instance, std::string_view kind, const Endpoint& e) {
+    return e.port == 0 ? instance + " " + (kind == "tls" ? "tls " : "") + e.to_string() : e.to_string();
+}
+
+std::vector<Listener> listeners(const InstanceOptions& o, bool stream) {
+    std::vector<Listener> out;
+    if (!stream) {
+        for (const auto& e : o.udp) out.push_back({"udp", e});
+        return out;
+    }
+    for (const auto& e : o.tcp) out.push_back({"tcp", e});
+    for (const auto& e : o.tls) out.push_back({"tls", e});
+    return out;
 }
 
 namespace {
@@ -19,19 +30,19 @@ bool same(const InstanceConfig& a, const InstanceConfig& b) {
 // A socket is known by its configured endpoint and by the one it is bound
 // to, so "127.0.0.1:0" that became port 41234 goes to a new
 // "127.0.0.1:41234" rather than being bound twice.
-std::array<std::string, 2> aliases(const std::string& instance, const Endpoint& configured,
+std::array<std::string, 2> aliases(const std::string& instance, const Listener& configured,
                                    const std::pair<boost::asio::ip::address, unsigned short>& bound) {
     Endpoint actual;
     actual.address = bound.first;
     actual.port = bound.second;
-    return {socket_key(instance, configured), actual.to_string()};
+    return {socket_key(instance, configured.kind, configured.endpoint), actual.to_string()};
 }
 
 // The sockets of one protocol: what leaving instances hold, what the new
 // instances want, and from that the hand-overs and the binds.
 void plan_sockets(const std::vector<RunningInstance>& running, const std::vector<const InstanceConfig*>& wanted,
                   ReloadPlan& plan, bool tcp) {
-    auto configured = [tcp](const InstanceConfig& ic) { return tcp ? stream_endpoints(ic.options) : ic.options.udp; };
+    auto configured = [tcp](const InstanceConfig& ic) { return listeners(ic.options, tcp); };
     std::set<std::string> held;
     for (std::size_t r = 0; r < running.size(); ++r) {
         if (plan.fate[r] == ReloadPlan::Fate::kept) continue;
@@ -44,10 +55,10 @@ void plan_sockets(const std::vector<RunningInstance>& running, const std::vector
     auto& binds = tcp ? plan.tcp_bind : plan.udp_bind;
     for (std::size_t w = 0; w < wanted.size(); ++w) {
         if (plan.keep[w]) continue;
-        for (const auto& e : configured(*wanted[w])) {
-            const auto k = socket_key(wanted[w]->name, e);
+        for (const auto& l : configured(*wanted[w])) {
+            const auto k = socket_key(wanted[w]->name, l.kind, l.endpoint);
             wanted_keys.insert(k);
-            if (!held.contains(k)) binds.push_back({k, wanted[w]->name, e});
+            if (!held.contains(k)) binds.push_back({k, wanted[w]->name, l.endpoint, l.kind});
         }
     }
     auto& handover = tcp ? plan.tcp_handover : plan.udp_handover;

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,8 +30,17 @@ struct RunningInstance {
 };
 
 // The key a listening socket is known by: its endpoint, or for port 0 the
-// instance and the endpoint (only the same instance's port 0 is the same socket).
-std::string socket_key(const std::string& instance, const Endpoint& e);
+// instance, the kind (tcp, tls, udp) and the endpoint (only the same
+// instance's port 0 of the same kind is the same socket).
+std::string socket_key(const std::string& instance, std::string_view kind, const Endpoint& e);
+
+// An instance's listeners of one family, each with its kind: the stream ones
+// (tcp, then tls: the order of Instance::acceptors) or the udp ones.
+struct Listener {
+    std::string_view kind;
+    Endpoint endpoint;
+};
+std::vector<Listener> listeners(const InstanceOptions& options, bool stream);
 
 struct ReloadPlan {
     enum class Fate { kept, changed, removed };
@@ -45,6 +55,7 @@ struct ReloadPlan {
         std::string key;
         std::string instance;
         Endpoint endpoint;
+        std::string_view kind;
     };
     std::vector<Bind> tcp_bind, udp_bind;
     std::size_t started = 0, changed = 0, stopped = 0, unchanged = 0;

@@ -43,7 +43,8 @@ struct BoundSockets {
     std::map<std::string, Tcp> tcps;
     std::map<std::string, Udp> udps;
 
-    void bind_tcp(asio::io_context& ioc, const std::string& instance, const Endpoint& e);  // throws BindError
+    // `kind`: tcp or tls. Throws BindError.
+    void bind_tcp(asio::io_context& ioc, const std::string& instance, std::string_view kind, const Endpoint& e);
     void bind_udp(asio::io_context& ioc, const std::string& instance, const Endpoint& e);
     BoundSockets() = default;
     BoundSockets(const BoundSockets&) = delete;

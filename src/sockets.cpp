@@ -54,8 +54,8 @@ BoundSockets::~BoundSockets() {
     for (auto& [k, s] : udps) ::close(s.fd);
 }
 
-void BoundSockets::bind_tcp(asio::io_context& ioc, const std::string& instance, const Endpoint& e) {
-    const std::string where = "[" + instance + "] tcp";
+void BoundSockets::bind_tcp(asio::io_context& ioc, const std::string& instance, std::string_view kind, const Endpoint& e) {
+    const std::string where = "[" + instance + "] " + std::string(kind);
     tcp::acceptor a(ioc);
     const auto ep = open_for<tcp::acceptor, tcp>(a, where, e);
     boost::system::error_code ec;
@@ -63,7 +63,7 @@ void BoundSockets::bind_tcp(asio::io_context& ioc, const std::string& instance, 
     if (a.bind(ep, ec); ec) bind_failed(where, e, "bind", ec);
     if (a.listen(asio::socket_base::max_listen_connections, ec); ec) bind_failed(where, e, "listen", ec);
     const auto bound = a.local_endpoint();
-    tcps.emplace(detail::socket_key(instance, e), Tcp{a.release(), bound});
+    tcps.emplace(detail::socket_key(instance, kind, e), Tcp{a.release(), bound});
 }
 
 void BoundSockets::bind_udp(asio::io_context& ioc, const std::string& instance, const Endpoint& e) {
@@ -73,19 +73,19 @@ void BoundSockets::bind_udp(asio::io_context& ioc, const std::string& instance, 
     boost::system::error_code ec;
     if (s.bind(ep, ec); ec) bind_failed(where, e, "bind", ec);
     const auto bound = s.local_endpoint();
-    udps.emplace(detail::socket_key(instance, e), Udp{s.release(), bound});
+    udps.emplace(detail::socket_key(instance, "udp", e), Udp{s.release(), bound});
 }
 
 std::unique_ptr<Instance> Server::Impl::assemble(const InstanceConfig& ic, BoundSockets& pool) {
     auto inst = std::make_unique<Instance>(ic, *state);
-    for (const auto& e : stream_endpoints(ic.options)) {
-        auto node = pool.tcps.extract(detail::socket_key(ic.name, e));
+    for (const auto& l : detail::listeners(ic.options, true)) {
+        auto node = pool.tcps.extract(detail::socket_key(ic.name, l.kind, l.endpoint));
         tcp::acceptor& a = inst->acceptors.emplace_back(state->control);
         a.assign(node.mapped().bound.protocol(), node.mapped().fd);
         inst->tcp_bound.push_back(node.mapped().bound);
     }
     for (const auto& e : ic.options.udp) {
-        auto node = pool.udps.extract(detail::socket_key(ic.name, e));
+        auto node = pool.udps.extract(detail::socket_key(ic.name, "udp", e));
         udp::socket& s = inst->udp_sockets.emplace_back(state->control);
         s.assign(node.mapped().bound.protocol(), node.mapped().fd);
         inst->udp_bound.push_back(node.mapped().bound);
@@ -130,7 +130,7 @@ void Server::Impl::adopt_inherited(BoundSockets& pool) {
         if (!match)
             throw BindError("socket activation: " + s.name + " is bound to " + log::format_endpoint(bound) + ", which [" +
                             instance + "] " + proto + " does not list");
-        const auto key = detail::socket_key(instance, *match);
+        const auto key = detail::socket_key(instance, proto, *match);
         // The pool gets a duplicate: the inherited descriptor itself stays
         // open for the life of the process, whatever a reload does.
         const bool stream = proto != "udp";
@@ -147,10 +147,11 @@ void Server::Impl::bind_all() {
     adopt_inherited(pool);
     for (const auto& ic : config.instances) {
         if (!ic.options.enabled) continue;
-        for (const auto& e : stream_endpoints(ic.options))
-            if (!pool.tcps.contains(detail::socket_key(ic.name, e))) pool.bind_tcp(*ioc, ic.name, e);
+        for (const auto& l : detail::listeners(ic.options, true))
+            if (!pool.tcps.contains(detail::socket_key(ic.name, l.kind, l.endpoint)))
+                pool.bind_tcp(*ioc, ic.name, l.kind, l.endpoint);
         for (const auto& e : ic.options.udp)
-            if (!pool.udps.contains(detail::socket_key(ic.name, e))) pool.bind_udp(*ioc, ic.name, e);
+            if (!pool.udps.contains(detail::socket_key(ic.name, "udp", e))) pool.bind_udp(*ioc, ic.name, e);
     }
     for (const auto& ic : config.instances)
         if (ic.options.enabled) instances.push_back(assemble(ic, pool));
@@ -158,7 +159,7 @@ void Server::Impl::bind_all() {
     if (!config.metrics.http.empty() || !config.metrics.https.empty()) {
         const auto ic = detail::metrics_instance_config(config.metrics, metrics_source);
         BoundSockets metrics_pool;
-        for (const auto& e : stream_endpoints(ic.options)) metrics_pool.bind_tcp(*ioc, ic.name, e);
+        for (const auto& l : detail::listeners(ic.options, true)) metrics_pool.bind_tcp(*ioc, ic.name, l.kind, l.endpoint);
         metrics_endpoint = assemble(ic, metrics_pool);
     }
 }

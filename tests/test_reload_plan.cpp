@@ -88,3 +88,26 @@ TEST_CASE("reload plan: the same file again changes nothing") {
     CHECK(plan.unchanged == 1);
     CHECK(plan.started + plan.changed + plan.stopped == 0);
 }
+
+TEST_CASE("reload plan: an instance's tcp and tls port 0 on one address are two sockets") {
+    auto both = instance("echo", "127.0.0.1:0");
+    both.options.tls = parse_endpoint_list("127.0.0.1:0");
+    auto changed = both;
+    changed.effective = {{"other", "changed"}};
+    SECTION("started: both are bound, each under its own key") {
+        const auto plan = plan_reload({}, {&both});
+        REQUIRE(plan.tcp_bind.size() == 2);
+        CHECK(plan.tcp_bind[0].key == "echo 127.0.0.1:0");
+        CHECK(plan.tcp_bind[0].kind == "tcp");
+        CHECK(plan.tcp_bind[1].key == "echo tls 127.0.0.1:0");
+        CHECK(plan.tcp_bind[1].kind == "tls");
+    }
+    SECTION("changed: each socket goes to the listener of its own kind") {
+        RunningInstance r{&both, {}, {}};
+        r.tcp_bound = {{both.options.tcp[0].address, 41000}, {both.options.tls[0].address, 41001}};
+        const auto plan = plan_reload({r}, {&changed});
+        CHECK(plan.tcp_handover ==
+              std::map<std::pair<std::size_t, std::size_t>, std::string>{{{0, 0}, "echo 127.0.0.1:0"}, {{0, 1}, "echo tls 127.0.0.1:0"}});
+        CHECK(plan.tcp_bind.empty());
+    }
+}
