@@ -467,18 +467,21 @@ void check_conflicts(const Config& config) {
         const InstanceConfig* instance;
         Endpoint endpoint;
     };
-    for (const char* proto : {"tcp", "udp"}) {
+    const std::vector<std::vector<std::string_view>> families = {{"tcp", "tls"}, {"udp"}};  // tcp and tls share ports
+    for (const auto& keys : families) {
         std::vector<Use> seen;
         for (const auto& inst : config.instances) {
             if (!inst.options.enabled) continue;
-            const auto list = std::string_view(proto) == "tcp" ? stream_endpoints(inst.options) : inst.options.udp;
-            for (const auto& e : list) {
-                for (const auto& u : seen)
-                    if (u.endpoint.overlaps(e))
-                        throw ConfigError(config.file + ": [" + inst.name + "] " + proto + ": " + e.to_string() +
-                                          " is already used by [" + u.instance->name + "] (" +
-                                          u.endpoint.to_string() + ")");
-                seen.push_back({&inst, e});
+            for (const auto key : keys) {
+                const auto& list = key == "tcp" ? inst.options.tcp : key == "tls" ? inst.options.tls : inst.options.udp;
+                for (const auto& e : list) {
+                    for (const auto& u : seen)
+                        if (u.endpoint.overlaps(e))
+                            throw ConfigError(config.file + ": [" + inst.name + "] " + std::string(key) + ": " +
+                                              e.to_string() + " is already used by [" + u.instance->name + "] (" +
+                                              u.endpoint.to_string() + ")");
+                    seen.push_back({&inst, e});
+                }
             }
         }
     }
@@ -658,12 +661,6 @@ MetricsConfig load_metrics(Section& metrics) {
 }
 
 }  // namespace
-
-std::vector<Endpoint> stream_endpoints(const InstanceOptions& o) {
-    std::vector<Endpoint> all = o.tcp;
-    all.insert(all.end(), o.tls.begin(), o.tls.end());
-    return all;
-}
 
 Config load_config_text(std::string_view text, const std::string& name) {
     Config config;

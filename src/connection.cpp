@@ -27,6 +27,15 @@ namespace coserve {
 
 namespace asio = boost::asio;
 
+namespace {
+// The client's end of stream: FIN, or over TLS close_notify, or a TCP close
+// without close_notify (stream_truncated: ordinary for line clients such as
+// ncat, which half-close with a bare shutdown).
+bool end_of_stream(const boost::system::error_code& ec) noexcept {
+    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+}  // namespace
+
 namespace detail {
 
 Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl)
@@ -82,7 +91,7 @@ asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer buffer) 
                           : co_await s_.socket.async_read_some(buffer, asio::as_tuple(asio::deferred));
     s_.bytes_in += n;
     s_.touch();
-    if (ec == asio::error::eof) co_return 0;
+    if (end_of_stream(ec)) co_return 0;
     if (ec) throw boost::system::system_error(ec, "read");
     co_return n;
 }
@@ -102,7 +111,7 @@ asio::awaitable<std::span<const char>> Connection::read_shared() {
     auto [ec, n] = s_.tls ? co_await s_.tls->async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred))
                           : co_await s_.socket.async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred));
     if (ec) {
-        if (ec == asio::error::eof) co_return std::span<const char>();
+        if (end_of_stream(ec)) co_return std::span<const char>();
         throw boost::system::system_error(ec, "read");
     }
     std::memcpy(loop_buffer.data(), s_.small.data(), n);
@@ -284,7 +293,7 @@ asio::awaitable<std::optional<std::size_t>> Session::read_for(asio::mutable_buff
     if (ec == asio::error::operation_aborted && timed_out) co_return std::nullopt;
     bytes_in += n;
     touch();
-    if (ec == asio::error::eof) co_return 0;
+    if (end_of_stream(ec)) co_return 0;
     if (ec) throw boost::system::system_error(ec, "read");
     co_return n;
 }

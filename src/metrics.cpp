@@ -169,11 +169,14 @@ std::string instances_json(const std::vector<std::unique_ptr<Instance>>& instanc
     std::string out = "[";
     for (const auto& inst : instances) {
         if (out.size() > 1) out += ",";
-        std::string tcp, udp;
-        for (const auto& ep : inst->tcp_bound) tcp += (tcp.empty() ? "" : ",") + json_string(log::format_endpoint(ep));
+        std::string tcp, tls, udp;
+        for (std::size_t i = 0; i < inst->tcp_bound.size(); ++i) {
+            auto& list = i < inst->first_tls ? tcp : tls;
+            list += (list.empty() ? "" : ",") + json_string(log::format_endpoint(inst->tcp_bound[i]));
+        }
         for (const auto& ep : inst->udp_bound) udp += (udp.empty() ? "" : ",") + json_string(log::format_endpoint(ep));
         out += "{\"name\":" + json_string(inst->config.name) + ",\"service\":" + json_string(inst->config.service_type) +
-               ",\"tcp\":[" + tcp + "],\"udp\":[" + udp + "],\"connections\":" +
+               ",\"tcp\":[" + tcp + "],\"tls\":[" + tls + "],\"udp\":[" + udp + "],\"connections\":" +
                std::to_string(inst->counters.active.load()) + ",\"accepted\":" +
                std::to_string(inst->counters.accepted.load()) + ",\"datagrams\":" +
                std::to_string(inst->counters.datagrams_in.load()) + "}";

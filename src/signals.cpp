@@ -63,7 +63,8 @@ std::string Server::Impl::status() const {
     std::string text;
     for (const auto& inst : instances) {
         std::string endpoints;
-        for (const auto& ep : inst->tcp_bound) endpoints += " tcp " + log::format_endpoint(ep);
+        for (std::size_t i = 0; i < inst->tcp_bound.size(); ++i)
+            endpoints += (i < inst->first_tls ? " tcp " : " tls ") + log::format_endpoint(inst->tcp_bound[i]);
         for (const auto& ep : inst->udp_bound) endpoints += " udp " + log::format_endpoint(ep);
         text += "\n  [" + inst->config.name + "] service " + inst->config.service_type + endpoints + ": " +
                 std::to_string(inst->counters.active.load()) + " open, " +

@@ -89,8 +89,12 @@ std::shared_ptr<const TlsContext> TlsContext::load(const TlsSettings& s) {
         throw Error("tls_key", s.key + ": does not match the certificate in " + s.cert + " (" + openssl_reason() + ")");
     const int version = s.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
     SSL_CTX_set_min_proto_version(ctx, version);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    // A client that closes TCP without close_notify (ncat, many line
+    // clients) ends its stream as a FIN does, and we can still send ours.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // an idle connection holds no record buffers
+    SSL_CTX_set_num_tickets(ctx, 1);
     if (!s.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, s.ciphers.c_str()) != 1)
         throw Error("tls_ciphers", "no cipher in " + s.ciphers + " is usable (" + openssl_reason() + ")");
     if (!s.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, s.ciphersuites.c_str()) != 1)

@@ -124,7 +124,12 @@ asio::awaitable<void> Session::tls_send_file(int file, std::uint64_t offset, std
 
 asio::awaitable<void> Session::tls_close(Duration limit) {
     if (limit <= Duration::zero()) co_return;
-    arm_deadline(limit);
+    // Marked as if the client's close_notify had come: async_shutdown then
+    // sends ours and returns instead of reading until the client's (which
+    // may never come; boostorg/asio 164). linger() drains what follows.
+    SSL* ssl = tls->native_handle();
+    SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+    arm_deadline(limit);  // a client that reads nothing cannot hold the send
     co_await tls->async_shutdown(asio::as_tuple(asio::deferred));  // any outcome ends the session
     disarm_deadline();
 }

@@ -249,3 +249,18 @@ TEST_CASE("a program embedding the library refuses the daemon's keys instead of 
         CHECK_NOTHROW(coserve::Server(std::move(config), acts));  // a program that acts on them says so
     }
 }
+
+TEST_CASE("TLS keys: each mistake that needs no certificate file is one line naming the key") {
+    CHECK(config_error("[echo]\ntls = 127.0.0.1:0\n") ==
+          "bad.ini: [echo] tls_cert: is needed by tls (a PEM file: the certificate, then its chain)");
+    CHECK(config_error("[echo]\ntls = 127.0.0.1:0\ntls_cert = /nonexistent/c.pem\ntls_key = /nonexistent/k.pem\n") ==
+          "bad.ini: [echo] tls_cert: /nonexistent/c.pem: cannot read: No such file or directory");
+    CHECK(config_error("[echo]\ntls = 127.0.0.1:0\ntls_min_version = 1.1\n") ==
+          "bad.ini: [echo] tls_min_version: expected one of 1.2, 1.3, got \"1.1\"");
+    CHECK(config_error("[echo]\ntls = 127.0.0.1:0\ntls_client_auth = sometimes\n") ==
+          "bad.ini: [echo] tls_client_auth: expected one of none, optional, require, got \"sometimes\"");
+    CHECK(config_error("[echo]\ntls = 127.0.0.1:0\ntls_handshake_timeout = 1ms\n") ==
+          "bad.ini: [echo] tls_handshake_timeout: expected a duration from 100ms to 10m, got \"1ms\"");
+    CHECK(config_error("[metrics]\nhttps = 127.0.0.1:0\n") ==
+          "bad.ini: [metrics] tls_cert: is needed by https (a PEM file: the certificate, then its chain)");
+}

@@ -200,9 +200,6 @@ struct InstanceConfig {
     std::vector<std::pair<std::string, std::string>> effective;
 };
 
-// Every stream listener of an instance: `tcp` first, then `tls`.
-std::vector<Endpoint> stream_endpoints(const InstanceOptions& options);
-
 struct Config {
     std::string file;
     ServerConfig server;
