@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The installed library, from outside the tree: `cmake --install --component
 # dev` into a scratch prefix, then tests/consumer built against it with
-# find_package(coserve 2) (shared and static) and with pkg-config, and run;
+# find_package(coserve 3) (shared and static) and with pkg-config, and run;
 # the examples built and tested against it, and kv.so loaded into coserved.
 # Usage: e2e_install.sh BUILD_DIR (a Release build: the installed library
 # must not need a sanitizer runtime).
@@ -42,20 +42,20 @@ cmake_project() {
 build_against_prefix() { succeeds "$1" "$3.log" cmake_project "$2" "$3"; }
 
 cp -r "$top/tests/consumer" "$work/src"
-build_against_prefix "an outside project builds with find_package(coserve 2)" "$work/src" "$work/bld"
+build_against_prefix "an outside project builds with find_package(coserve 3)" "$work/src" "$work/bld"
 version=$(sed -n 's/^project(coserve VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt")
 check "it runs against libcoserve.so" "coserve $version (headers $version): echo answered ping" \
   "$(LD_LIBRARY_PATH="$work/prefix/lib" "$work/bld/consumer" 2>/dev/null)"
 check "and against libcoserve.a" "coserve $version (headers $version): echo answered ping" "$("$work/bld/consumer_static" 2>/dev/null)"
 deps=$(ldd "$work/bld/consumer" 2>/dev/null)
-check "the shared one really is shared" yes "$([[ $deps == *libcoserve.so.2* ]] && echo yes || echo no)"
+check "the shared one really is shared" yes "$([[ $deps == *libcoserve.so.3* ]] && echo yes || echo no)"
 
 # A major version it cannot satisfy is refused by the package's version file.
-sed -i 's/find_package(coserve 2 /find_package(coserve 3 /' "$work/src/CMakeLists.txt"
+sed -i 's/find_package(coserve 3 /find_package(coserve 4 /' "$work/src/CMakeLists.txt"
 cmake -S "$work/src" -B "$work/bld2" -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/cmake2.log" 2>&1
-check "find_package(coserve 3) is refused" 1 $?
+check "find_package(coserve 4) is refused" 1 $?
 check "for its version, not for another reason" 2 \
-  "$(grep -c -e 'compatible with requested version "3"' -e "version: $version" "$work/cmake2.log")"
+  "$(grep -c -e 'compatible with requested version "4"' -e "version: $version" "$work/cmake2.log")"
 
 succeeds "builds with pkg-config --cflags --libs coserve-services" "$work/pc.log" g++ -O1 "$top/tests/consumer/main.cpp" \
   -o "$work/consumer_pc" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig" pkg-config --cflags --libs coserve-services)

@@ -1,6 +1,6 @@
 // The built-in services (echo, uppercase, daytime, time, adder, hello,
 // discard, chargen, chat, files), in a library of their own: libcoserve-
-// services (CMake: find_package(coserve 2 REQUIRED COMPONENTS services),
+// services (CMake: find_package(coserve 3 REQUIRED COMPONENTS services),
 // coserve::services; pkg-config: coserve-services), which brings ICU,
 // OpenSSL and hiredis. A program that uses only the framework does not link
 // them.
