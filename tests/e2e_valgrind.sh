@@ -15,6 +15,17 @@ source "$(dirname "$0")/e2e_lib.sh"
 mkdir "$work/files"
 printf 'hello file\n' >"$work/files/hello.txt"
 head -c $((2 << 20)) /dev/zero >"$work/files/big.bin"
+# A test CA and a server certificate for the TLS listeners (made here, never committed).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" \
+  -days 2 -subj "/CN=coserve valgrind CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/server.key" -out "$work/server.csr" \
+  -subj "/CN=localhost" 2>/dev/null
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+  -extfile <(printf 'subjectAltName=IP:127.0.0.1\n') -out "$work/server.pem" 2>/dev/null
+chmod 600 "$work/server.key"
+tls_keys="tls = 127.0.0.1:0
+tls_cert = server.pem
+tls_key = server.key"
 services() {
   cat <<INI
 [server]
@@ -25,6 +36,7 @@ http = 127.0.0.1:0
 [echo]
 tcp = 127.0.0.1:0
 udp = 127.0.0.1:0
+$tls_keys
 [uppercase]
 tcp = 127.0.0.1:0
 udp = 127.0.0.1:0
@@ -44,10 +56,12 @@ tcp = 127.0.0.1:0
 tcp = 127.0.0.1:0
 [chat]
 tcp = 127.0.0.1:0
+$tls_keys
 [files]
 tcp = 127.0.0.1:0
 root = files
 allow_upload = true
+$tls_keys
 INI
 }
 services >"$work/v.ini"
@@ -82,6 +96,19 @@ sleep 2
 (printf '/nick bob\n'; sleep 10; printf '/quit\n') | timeout 60 nc 127.0.0.1 "$chat" >"$work/bob"
 wait "$ann"
 check "chat between two clients" 1 "$(grep -c '<ann> hello bob' "$work/bob")"
+# TLS (openssl s_client, verifying against the test CA; -quiet implies ignoring stdin's end, hence -no_ign_eof).
+tlsc() { timeout 60 openssl s_client -connect "127.0.0.1:$1" -CAfile "$work/ca.pem" -verify_return_error -quiet -no_ign_eof 2>/dev/null; }
+check "echo over TLS" "hi tls" "$( (printf 'hi tls\n'; sleep 3) | tlsc "$(port echo tls)")"
+check "files GET over TLS" "$(printf 'OK 11\nhello file')" "$( (printf 'GET hello.txt\n'; sleep 3) | tlsc "$(port files tls)")"
+check "files GET of 2 MiB over TLS" $((2 << 20)) "$( (printf 'GET big.bin\n'; sleep 8) | tlsc "$(port files tls)" | tail -c +12 | wc -c)"
+(printf '/nick tina\n'; sleep 6; printf 'hello from tls\n/quit\n'; sleep 2) | tlsc "$(port chat tls)" >"$work/tina" &
+tina=$!
+sleep 2
+(printf '/nick pat\n'; sleep 10; printf '/quit\n') | timeout 60 nc 127.0.0.1 "$chat" >"$work/pat"
+wait "$tina"
+check "chat: a plaintext member hears a TLS member" 1 "$(grep -c '<tina> hello from tls' "$work/pat")"
+check "chat: the TLS member hears the plaintext one" yes "$(grep -q 'pat' "$work/tina" && echo yes)"
+check "plaintext sent to a TLS port gets nothing back" "" "$(printf 'hello\n' | nct "$(port echo tls)" | tr -d '\0')"
 check "metrics" 1 "$(timeout 60 curl -s "http://127.0.0.1:$mport/metrics" | grep -c '^coserve_connections_total{instance="echo"')"
 # Resets mid-download and mid-upload.
 for _ in 1 2 3; do
