@@ -709,6 +709,26 @@ metric_is tls_handshakes_total 'instance="echo",service="echo",version="TLSv1.3"
 metric_is tls_handshake_failures_total 'instance="echo",service="echo",reason="timeout"' 0
 check "echo still serves after them" "after many" "$(printf 'after many\n' | socat_tls "$(tls_port echo)")"
 
+# -- a client that never answers close_notify cannot hold a close ---------------
+# daytime writes its line and closes: close_notify, at most 1 s for the
+# client's, FIN, at most 1 s of draining. This client completes the handshake,
+# then neither reads, writes nor closes for 20 s.
+cat >"$work/silent.py" <<'PY'
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="127.0.0.1")
+print(s.getsockname()[1], flush=True)
+time.sleep(20)
+PY
+spawn silent timeout 30 python3 "$work/silent.py" "$(tls_port daytime)" "$ca"
+IFS= read -r -t 20 silent_port <&"$silent_out"
+wait_log "\[daytime\] 127\.0\.0\.1:${silent_port:-none}: closed: "
+closed_line=$(grep -E "\[daytime\] 127\.0\.0\.1:${silent_port:-none}: closed: " "$work/log" | tail -1)
+like "a silent TLS client: the session still ends, in under 3 s" "*closed: bytes in 0, out *, duration [0-2].[0-9][0-9][0-9]s" "$closed_line"
+check "and the client had not closed (it sleeps on)" running "$(gone "$silent_pid" && echo gone || echo running)"
+kill -TERM "$silent_pid" 2>/dev/null; wait "$silent_pid" 2>/dev/null
+exec {silent_in}>&- {silent_out}<&-
+
 # -- reload: new certificate files, then a broken one ------------------------------
 
 p=$(tls_port echo)
