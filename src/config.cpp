@@ -517,6 +517,26 @@ std::shared_ptr<const TlsContext> load_tls(Section& s, std::string_view listener
     }
 }
 
+// proxy_protocol and its keys; proxy_from and proxy_timeout are read (and
+// shown) only when it is on, and proxy_from is required then.
+void load_proxy(Section& s, InstanceOptions& o) {
+    const auto mode = s.choice("proxy_protocol", "off", {"off", "v1", "v2", "any"});
+    o.proxy_protocol = mode == "v1" ? ProxyProtocol::v1 : mode == "v2" ? ProxyProtocol::v2
+                     : mode == "any" ? ProxyProtocol::any : ProxyProtocol::off;
+    if (o.proxy_protocol == ProxyProtocol::off) {
+        for (auto key : {"proxy_from", "proxy_timeout"})
+            if (s.raw(key)) s.fail(key, "is set, but proxy_protocol = off (set proxy_protocol = v1, v2 or any)");
+        return;
+    }
+    o.proxy_from = s.cidrs("proxy_from");
+    if (o.proxy_from.empty())
+        s.fail("proxy_from", "is needed by proxy_protocol = " + std::string(mode) +
+                                 ": the addresses of the proxies allowed to send the header (CIDRs)");
+    if (o.tcp.empty() && o.tls.empty()) s.fail("proxy_protocol", "is for TCP and TLS listeners, and there are none");
+    o.proxy_timeout = s.duration("proxy_timeout", std::chrono::seconds(3), std::chrono::milliseconds(100),
+                                 std::chrono::minutes(1));
+}
+
 InstanceConfig load_instance(Section& s) {
     InstanceConfig inst;
     inst.name = s.name();
@@ -568,6 +588,7 @@ InstanceConfig load_instance(Section& s) {
     o.udp_rate = s.rate("udp_rate", "100/s", "udp_burst", 200);
     o.udp_max_reply = static_cast<std::size_t>(s.integer("udp_max_reply", 0, 0, 65507));
     o.udp_batch = static_cast<int>(s.integer("udp_batch", 16, 1, 256));
+    load_proxy(s, o);
     inst.tls = load_tls(s, "tls", !o.tls.empty(), o.tls_settings);
     try {
         inst.service = type->create(s, o);

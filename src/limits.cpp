@@ -19,6 +19,8 @@ const char* refusal_name(Refusal r) noexcept {
     case Refusal::own_port: return "own_port";
     case Refusal::bad_source: return "bad_source";
     case Refusal::table_full: return "table_full";
+    case Refusal::proxy_from: return "proxy_from";
+    case Refusal::proxy_header: return "proxy_header";
     case Refusal::count_: break;
     }
     return "unknown";

@@ -27,6 +27,8 @@ enum class Refusal : std::uint8_t {
     own_port,        // UDP from a port this coserved serves
     bad_source,      // UDP from a multicast, broadcast or unspecified address
     table_full,      // too many sources tracked at once
+    proxy_from,      // proxy_protocol on, and the connection is not from proxy_from
+    proxy_header,    // proxy_protocol on, and no valid header within proxy_timeout
     count_
 };
 const char* refusal_name(Refusal r) noexcept;
@@ -35,10 +37,11 @@ constexpr std::size_t refusal_count = static_cast<std::size_t>(Refusal::count_);
 // datagram: the one list /metrics and the SIGUSR1 status both use.
 constexpr bool refuses_connections(Refusal r) noexcept {
     return r == Refusal::limit || r == Refusal::acl || r == Refusal::per_source || r == Refusal::rate ||
-           r == Refusal::table_full;
+           r == Refusal::table_full || r == Refusal::proxy_from || r == Refusal::proxy_header;
 }
 constexpr bool drops_datagrams(Refusal r) noexcept {
-    return r != Refusal::none && r != Refusal::count_ && r != Refusal::limit && r != Refusal::per_source;
+    return r == Refusal::acl || r == Refusal::rate || r == Refusal::reflector_port || r == Refusal::own_port ||
+           r == Refusal::bad_source || r == Refusal::table_full;
 }
 
 class SourceLimits {

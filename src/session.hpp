@@ -36,6 +36,15 @@ public:
     // operation_aborted when the session is cancelled meanwhile.
     boost::asio::awaitable<bool> handshake(std::shared_ptr<const TlsContext> context);
 
+    // On an instance with proxy_protocol on, first of all: the PROXY header,
+    // read to its last byte and no further, within proxy_timeout. Returns the
+    // client's endpoint (nullopt for LOCAL and the like: the proxy itself);
+    // throws proxy::Error when the header is bad, late or cut short.
+    boost::asio::awaitable<std::optional<boost::asio::ip::tcp::endpoint>> read_proxy_header();
+    // The client the connection stands for, when a PROXY header named it:
+    // peer(), the logs and the limits use it from now on.
+    void set_peer(const boost::asio::ip::tcp::endpoint& client);
+
     // After serve() returned: with TLS, close_notify (never waiting more
     // than the second below for the client's); then FIN, then reads and
     // drops what the client still sends until it closes too (at most 1 s and

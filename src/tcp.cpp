@@ -1,5 +1,6 @@
 // TCP: the accept loop, the per-connection coroutine, and the idle sweep.
 #include "listeners.hpp"
+#include "proxy_header.hpp"
 #include "session.hpp"
 
 #include <coserve/connection.hpp>
@@ -22,43 +23,102 @@ using clock = std::chrono::steady_clock;
 constexpr const char* idle_reason = "idle timeout";
 
 // A connection slot, held for the life of a session: one of the instance's
-// max_connections and one of the process's. Released on destruction.
+// max_connections and one of the process's, and the source's place in its
+// per-source limits once the source is known. Released on destruction.
 class Permit {
 public:
     // Admits a connection from `source`: access control and per-source limits
     // first, then one of the instance's and one of the process's connections.
-    static std::optional<Permit> acquire(Instance& inst, const asio::ip::address& source, Refusal& why) {
-        why = inst.limits.admit_connection(source);
-        if (why != Refusal::none) return std::nullopt;
+    // Without a source (behind a PROXY header, not read yet) only the latter;
+    // admit() takes the rest once the header names the client.
+    static std::optional<Permit> acquire(Instance& inst, const asio::ip::address* source, Refusal& why) {
+        if (source) {
+            why = inst.limits.admit_connection(*source);
+            if (why != Refusal::none) return std::nullopt;
+        }
+        Permit permit(inst, source);  // from here on, the destructor gives back what was taken
         why = Refusal::limit;
         if (inst.server.connections.fetch_add(1) >= inst.server.max_connections.load(std::memory_order_relaxed)) {
             --inst.server.connections;
-            inst.limits.release(source);
+            permit.inst_ = nullptr;
+            if (source) inst.limits.release(*source);
             return std::nullopt;
         }
         if (inst.counters.active.fetch_add(1) >= inst.config.options.max_connections) {
             --inst.counters.active;
             --inst.server.connections;
-            inst.limits.release(source);
+            permit.inst_ = nullptr;
+            if (source) inst.limits.release(*source);
             return std::nullopt;
         }
         why = Refusal::none;
-        return Permit(inst, source);
+        return permit;
+    }
+    Refusal admit(const asio::ip::address& source) {
+        const Refusal why = inst_->limits.admit_connection(source);
+        if (why == Refusal::none) source_ = source;
+        return why;
     }
     Permit(Permit&& o) noexcept : inst_(std::exchange(o.inst_, nullptr)), source_(o.source_) {}
     Permit& operator=(Permit&&) = delete;
     ~Permit() {
         if (!inst_) return;
         --inst_->counters.active;
-        inst_->limits.release(source_);
+        if (source_) inst_->limits.release(*source_);
         inst_->server.connection_ended();
     }
 
 private:
-    Permit(Instance& inst, const asio::ip::address& source) : inst_(&inst), source_(source) {}
+    Permit(Instance& inst, const asio::ip::address* source) : inst_(&inst) {
+        if (source) source_ = *source;
+    }
     Instance* inst_;
-    asio::ip::address source_;
+    std::optional<asio::ip::address> source_;
 };
+
+// The refusal of a connection at accept (or after its PROXY header): counted,
+// and logged at most once a minute per source.
+void log_refusal(Instance& inst, Refusal why, const tcp::endpoint& peer, std::string_view detail = {}) {
+    ++inst.counters.refused[static_cast<std::size_t>(why)];
+    if (inst.limits.should_log(peer.address()))
+        COSERVE_LOG(Severity::info, inst.config.name, log::format_endpoint(peer))
+            << "refused (" << refusal_name(why) << (detail.empty() ? "" : ": ") << detail
+            << "); logged once a minute per source";
+}
+
+bool proxied(const Instance& inst) noexcept {
+    return inst.config.options.proxy_protocol != ProxyProtocol::off;
+}
+
+bool from_proxy(const Instance& inst, const asio::ip::address& a) noexcept {
+    const auto& from = inst.config.options.proxy_from;
+    return std::any_of(from.begin(), from.end(), [&](const Cidr& c) { return c.contains(a); });
+}
+
+// proxy_protocol: the header, then the per-source limits for the client it
+// names (or, for LOCAL, the proxy). False when the connection is refused.
+asio::awaitable<bool> take_proxy_header(Session& session, Instance& inst, Permit& permit) {
+    boost::system::error_code ec;
+    const auto proxy = session.socket.remote_endpoint(ec);
+    if (ec) co_return false;
+    std::optional<tcp::endpoint> client;
+    try {
+        client = co_await session.read_proxy_header();
+    } catch (const proxy::Error& e) {
+        log_refusal(inst, Refusal::proxy_header, proxy, e.what());
+        co_return false;
+    }
+    const tcp::endpoint source = client ? *client : proxy;
+    if (const Refusal why = permit.admit(source.address()); why != Refusal::none) {
+        log_refusal(inst, why, source);
+        co_return false;
+    }
+    if (client) session.set_peer(*client);
+    ++inst.counters.accepted;
+    session.connection().log(Severity::debug) << "via proxy " << log::format_endpoint(proxy)
+                                              << (client ? "" : " (LOCAL: the proxy itself)");
+    co_return true;
+}
 
 std::string seconds_text(clock::duration d) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -74,8 +134,10 @@ asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlo
     Connection& conn = session.connection();
     const auto started = clock::now();
     conn.log(Severity::debug) << (tls ? "accepted (tls)" : "accepted");
+    bool admitted = !proxied(inst);  // behind a proxy: once its header is read and the client admitted
     try {
-        if (!tls || co_await session.handshake(std::move(tls))) {
+        if (!admitted) admitted = co_await take_proxy_header(session, inst, permit);
+        if (admitted && (!tls || co_await session.handshake(std::move(tls)))) {
             co_await inst.config.service->serve(conn);
             co_await session.linger();
         }
@@ -92,6 +154,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlo
     co_await asio::this_coro::throw_if_cancelled(false);
     co_await session.quiesce();
     slot.finished = true;
+    if (!admitted) co_return;  // counted as refused (or gone before its header ended)
     inst.counters.bytes_in += conn.bytes_in();
     inst.counters.bytes_out += conn.bytes_out();
     ++inst.counters.closed;
@@ -139,23 +202,30 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, bool 
         const auto peer = socket.remote_endpoint(peer_ec);
         if (peer_ec) continue;  // already gone
         Refusal why = Refusal::none;
-        auto permit = Permit::acquire(inst, peer.address(), why);
+        const auto source = peer.address();
+        auto permit = [&]() -> std::optional<Permit> {
+            if (!proxied(inst)) return Permit::acquire(inst, &source, why);
+            if (!from_proxy(inst, peer.address())) {
+                why = Refusal::proxy_from;  // a header from elsewhere changes nothing: not even read
+                return std::nullopt;
+            }
+            return Permit::acquire(inst, nullptr, why);  // per-source limits once the header names the client
+        }();
         if (!permit) {
-            ++inst.counters.refused[static_cast<std::size_t>(why)];
             if (why == Refusal::limit) {
+                ++inst.counters.refused[static_cast<std::size_t>(why)];
                 if (!limit_warned)
                     COSERVE_LOG(Severity::warning, inst.config.name, log::format_endpoint(peer))
                         << "connection limit reached (instance " << inst.config.options.max_connections << ", process "
                         << inst.server.max_connections.load() << "); closing new connections until one ends";
                 limit_warned = true;
-            } else if (inst.limits.should_log(peer.address())) {
-                COSERVE_LOG(Severity::info, inst.config.name, log::format_endpoint(peer))
-                    << "refused (" << refusal_name(why) << "); logged once a minute per source";
+            } else {
+                log_refusal(inst, why, peer);
             }
             continue;  // the socket closes as it goes out of scope, before any byte is read
         }
         limit_warned = false;
-        ++inst.counters.accepted;
+        if (!proxied(inst)) ++inst.counters.accepted;
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();

@@ -22,7 +22,7 @@ wait_for() {  # FILE PATTERN
   echo "timed out waiting for '$2' in $1:"; cat "$1"; return 1
 }
 
-COSERVED=$coserved "$top/scripts/cluster" --ports 0,0 --seconds 120 --dir "$work/cluster" >"$work/cluster.out" 2>&1 &
+COSERVED=$coserved "$top/scripts/cluster" --ports 0,0 --seconds 120 --chat deny=127.0.0.3 --dir "$work/cluster" >"$work/cluster.out" 2>&1 &
 cluster=$!
 pids+=("$cluster")
 wait_for "$work/cluster.out" "cluster: ready" || exit 1
@@ -54,6 +54,18 @@ printf '/who\r\n' >&3
 wait_for "$work/out1" "in #lobby:"
 check "/who lists both daemons' members" "* 2 in #lobby: ann, bob" "$(grep -a -o '\* 2 in #lobby: ann, bob' "$work/out1" | head -1)"
 check "ann's line reached bob once" "1" "$(grep -a -c '<ann> hello from ann' "$work/out2")"
+
+# HAProxy sends a PROXY v2 header: coserved's ACL sees the client (127.0.0.3), not HAProxy.
+check "deny = 127.0.0.3 holds behind HAProxy (send-proxy-v2)" "" \
+  "$(timeout 10 nc -s 127.0.0.3 -q 2 127.0.0.1 "$chat" </dev/null 2>/dev/null)"
+for d in a b; do
+  check "daemon $d: no connection refused for a bad PROXY header (health checks send LOCAL)" "0" \
+    "$(curl -s "http://127.0.0.1:$([[ $d == a ]] && echo "$ma" || echo "$mb")/metrics" |
+       sed -n 's/^coserve_connections_rejected_total{instance="chat",service="chat",reason="proxy_header"} //p')"
+done
+check "one of the daemons refused 127.0.0.3 by its ACL" "1" \
+  "$(for m in "$ma" "$mb"; do curl -s "http://127.0.0.1:$m/metrics"; done |
+     sed -n 's/^coserve_connections_rejected_total{instance="chat",service="chat",reason="acl"} //p' | awk '{s += $1} END {print s + 0}')"
 
 kill -TERM "$cluster"
 wait "$cluster"

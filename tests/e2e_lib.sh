@@ -11,6 +11,14 @@ finish() {
   echo "$1: $passes passed, $failures failed"
   [[ $failures -eq 0 ]]
 }
+# like NAME GLOB ACTUAL: a check that ACTUAL matches the shell pattern GLOB.
+like() { check "$1" yes "$([[ $3 == $2 ]] && echo yes || echo "no: $3")"; }
+# poll_for SECONDS COMMAND...: runs COMMAND every 50ms until it succeeds or SECONDS pass.
+poll_for() {
+  local i n=$(($1 * 20)); shift
+  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.05; done
+  "$@"
+}
 
 # Every coserved a script starts is judged at its end: stopped with SIGTERM,
 # gone within $stop_seconds (else SIGKILL), exit status 0, and no sanitizer

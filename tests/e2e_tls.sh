@@ -27,17 +27,9 @@ ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # ---- helpers -----------------------------------------------------------------
 
-# like NAME GLOB ACTUAL: a check that ACTUAL matches the shell pattern GLOB.
-like() { check "$1" yes "$([[ $3 == $2 ]] && echo yes || echo "no: $3")"; }
-# wait_for SECONDS COMMAND...: polls COMMAND every 50ms until it succeeds or SECONDS pass.
-wait_for() {
-  local i n=$(($1 * 20)); shift
-  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.05; done
-  "$@"
-}
 log_has() { [[ $(grep -c -E -- "$1" "$work/log") -ge ${2:-1} ]]; }
 # wait_log REGEX [COUNT]: until the log holds COUNT (default 1) lines matching REGEX, at most 20s.
-wait_log() { wait_for 20 log_has "$@"; }
+wait_log() { poll_for 20 log_has "$@"; }
 log_count() { grep -c -E -- "$1" "$work/log"; }
 size_at_least() { [[ $(stat -c %s "$1" 2>/dev/null || echo 0) -ge $2 ]]; }
 
@@ -69,7 +61,7 @@ ca=$work/ca.pem
 sc() {
   local port=$1 input=$2 want=$3 out=$work/sc.out; shift 3
   : >"$out"
-  { printf %s "$input"; wait_for 10 size_at_least "$out" "$want"; } |
+  { printf %s "$input"; poll_for 10 size_at_least "$out" "$want"; } |
     timeout 20 openssl s_client -connect "127.0.0.1:$port" -CAfile "$ca" -verify_return_error -quiet -no_ign_eof \
       -nocommands "$@" >"$out" 2>"$work/sc.err"
   cat "$out"
@@ -99,7 +91,7 @@ metrics_text() { timeout 20 curl -sS --cacert "$ca" "https://127.0.0.1:$mport/me
 metric_line() { metrics_text | grep -F "coserve_$1{$2} "; }
 metric_has() { [[ $(metric_line "$1" "$2") == "coserve_$1{$2} $3" ]]; }
 metric_is() {
-  wait_for 10 metric_has "$@"
+  poll_for 10 metric_has "$@"
   check "/metrics: $1{$2} $3" "coserve_$1{$2} $3" "$(metric_line "$1" "$2")"
 }
 failures_is() { metric_is tls_handshake_failures_total "instance=\"$1\",service=\"echo\",reason=\"$2\"" "$3"; }
@@ -337,7 +329,7 @@ check "and serves TLS 1.3" "v13" "$(sc "$p" $'v13\n' 4 -tls1_3)"
 sed -i 's/^tls = 127\.0\.0\.1:0$/tls = 127.0.0.1:0, [::1]:0/' "$work/rl.ini"
 kill -HUP "$pid"
 reloaded_again() { log_has 'reload: 0 started, 1 changed, 0 stopped, 0 unchanged' 2 || gone "$pid"; }
-wait_for 20 reloaded_again
+poll_for 20 reloaded_again
 check "tls = [::1]:0 added at reload beside tcp = [::1]:0: the server survives the reload" "running 2" \
   "$(gone "$pid" && echo exited || echo running) $(log_count 'reload: 0 started, 1 changed')"
 line=$(grep '\[echo\] service echo: ' "$work/log" | tail -1)

@@ -156,6 +156,10 @@ struct TlsSettings {
 // sessions that use it; a reload loads a new one.
 class TlsContext;
 
+// `proxy_protocol`: whether TCP connections open with a PROXY protocol
+// header (HAProxy's), and which versions are taken.
+enum class ProxyProtocol { off, v1, v2, any };
+
 // Keys every instance has, whatever its service.
 struct InstanceOptions {
     std::vector<Endpoint> tcp;
@@ -175,6 +179,12 @@ struct InstanceOptions {
     Rate udp_rate{100, 200};      // datagrams per source
     std::size_t udp_max_reply = 0;  // cap on a UDP reply's size (0: the datagram limit)
     int udp_batch = 16;           // datagrams taken per recvmmsg/sent per sendmmsg
+    // Behind a load balancer (docs/security.md, "PROXY protocol"): TCP and TLS
+    // connections from proxy_from open with a header naming the client, whose
+    // address then counts for ACLs, limits, logs and metrics.
+    ProxyProtocol proxy_protocol = ProxyProtocol::off;
+    std::vector<Cidr> proxy_from;  // required when proxy_protocol is on; others are refused
+    Duration proxy_timeout = std::chrono::seconds(3);  // the whole header must arrive within this
 };
 
 // [metrics]: its listeners go through the framework's accept loop like an
