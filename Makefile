@@ -1,6 +1,6 @@
 # Thin wrapper over CMake presets. `make run` and `make test` install what is
 # missing first (scripts/install-deps).
-.PHONY: all deps build run check test tsan fuzz bench deb clean
+.PHONY: all deps build run check test test-deploy tsan fuzz bench deb clean
 
 FUZZ_SECONDS ?= 300
 
@@ -24,22 +24,23 @@ check: deps
 	cmake --build --preset debug
 	ctest --preset debug -L 'unit|integration'
 
-# The suite: first a packager's plain build (no preset, Release, tests on,
-# warnings not errors), so that it cannot break unnoticed; then unit,
-# integration and end-to-end tests on the ASan+UBSan Debug build; the Release library installed into a scratch prefix and used from
-# outside the tree (CMake package, pkg-config; the examples built, tested and
-# run against it, also as plugins in coserved); the Release daemon (GCC's
-# optimizer finds warnings, errors here, that Debug does not) under valgrind
-# memcheck end to end, a 60 s soak, and a
-# few seconds of the benchmark suite (built and run, not judged); the
-# suite again under ThreadSanitizer with 4 event-loop threads; every fuzz
-# target for 30 s.
+# The suite: first the .deb, built by debhelper (a packager's plain CMake
+# build: no presets, Debian's flags, warnings not errors), so that it cannot
+# break unnoticed; then unit, integration and end-to-end tests on the
+# ASan+UBSan Debug build; the deployment paths (test-deploy below); the
+# Release library installed into a scratch prefix and used from outside the
+# tree (CMake package, pkg-config; the examples built, tested and run against
+# it, also as plugins in coserved); the Release daemon (GCC's optimizer finds
+# warnings, errors here, that Debug does not) under valgrind memcheck end to
+# end, a 60 s soak, and a few seconds of the benchmark suite (built and run,
+# not judged); the suite again under ThreadSanitizer with 4 event-loop
+# threads; every fuzz target for 30 s.
 test: deps
-	cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=Release
-	cmake --build build/plain -j2
+	$(MAKE) --no-print-directory deb
 	cmake --preset debug
 	cmake --build --preset debug
 	ctest --preset debug
+	$(MAKE) --no-print-directory test-deploy
 	cmake --preset release
 	cmake --build --preset release --target coserved coserve coserve_shared coserve_services coserve_services_shared \
 	  coserve-soak coserve-bench epoll_echo
@@ -49,6 +50,14 @@ test: deps
 	scripts/bench --quick --servers c-epoll,coserved
 	$(MAKE) --no-print-directory tsan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+
+# Where users run it (needs root, as CI has): the .deb checked by lintian and
+# unpacked; the .deb installed with apt in Debian 12 booted under systemd
+# (systemd-nspawn); the image built from docker/Dockerfile by buildah and run;
+# the compose files checked. Needs `make deb` and the debug build first.
+test-deploy: deps
+	tests/e2e_package.sh "$$(ls build/deb/coserved_*.deb)" build/debug
+	tests/e2e_systemd.sh "$$(ls build/deb/coserved_*.deb)" || [ $$? -eq 77 ]
 
 # The whole suite again under ThreadSanitizer, every in-process server on 4 threads.
 tsan: deps
@@ -69,9 +78,9 @@ bench:
 	cmake --build --preset release
 	scripts/bench
 
-# build/release/coserved_<version>_amd64.deb
-deb: build
-	cd build/release && cpack -G DEB
+# build/deb/coserved_<version>_<arch>.deb, by debhelper (scripts/build-deb, debian/)
+deb: deps
+	scripts/build-deb
 
 clean:
 	rm -rf build
