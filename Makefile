@@ -58,6 +58,7 @@ test: deps
 test-deploy: deps
 	tests/e2e_package.sh "$$(ls build/deb/coserved_*.deb)" build/debug
 	tests/e2e_systemd.sh "$$(ls build/deb/coserved_*.deb)" || [ $$? -eq 77 ]
+	tests/e2e_image.sh || [ $$? -eq 77 ]
 
 # The whole suite again under ThreadSanitizer, every in-process server on 4 threads.
 tsan: deps
