@@ -38,6 +38,12 @@ ip::address address_v1(std::string_view text, bool v6) {
 
 std::uint16_t be16(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 
+// The address block of a v2 family (the high nibble of byte 13): INET,
+// INET6, UNIX; UNSPEC (and anything else) has none.
+std::size_t address_block(unsigned family) {
+    return family == 1 ? 12 : family == 2 ? 36 : family == 3 ? v2_address_max : 0;
+}
+
 }  // namespace
 
 int detect(Bytes first, ProxyProtocol allowed) {
@@ -101,12 +107,7 @@ std::size_t v2_length(Bytes fixed) {
 std::size_t v2_keep(Bytes fixed) {
     const std::size_t length = v2_length(fixed);
     if ((fixed[12] & 0x0F) == 0) return 0;  // LOCAL: the address block is ignored
-    switch (fixed[13] >> 4) {
-    case 1: return std::min<std::size_t>(length, 12);
-    case 2: return std::min<std::size_t>(length, 36);
-    case 3: return std::min<std::size_t>(length, v2_address_max);
-    default: return 0;
-    }
+    return std::min(length, address_block(fixed[13] >> 4));
 }
 
 Header parse_v2(Bytes fixed, Bytes addresses) {
@@ -115,7 +116,7 @@ Header parse_v2(Bytes fixed, Bytes addresses) {
     h.version = 2;
     if ((fixed[12] & 0x0F) == 0) return h;  // LOCAL: a health check from the proxy itself
     const unsigned family = fixed[13] >> 4, transport = fixed[13] & 0x0F;
-    const std::size_t need = family == 1 ? 12 : family == 2 ? 36 : family == 3 ? v2_address_max : 0;
+    const std::size_t need = address_block(family);
     if (length < need || addresses.size() < need) throw Error("v2: the address block is shorter than its family needs");
     // UNSPEC, UNIX and datagrams: valid, but nothing a TCP server can use;
     // the spec's fallback is the connection's own endpoints.

@@ -13,6 +13,18 @@ finish() {
 }
 # like NAME GLOB ACTUAL: a check that ACTUAL matches the shell pattern GLOB.
 like() { check "$1" yes "$([[ $3 == $2 ]] && echo yes || echo "no: $3")"; }
+# make_test_certs DIR: a test CA (DIR/ca.pem) and a server certificate it
+# signed for 127.0.0.1 and localhost (DIR/server.pem, key DIR/server.key,
+# mode 600), made here with the openssl command, never committed.
+make_test_certs() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=coserve test CA" \
+    -keyout "$1/ca.key" -out "$1/ca.pem" 2>/dev/null &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$1/server.key" -out "$1/server.csr" 2>/dev/null &&
+  openssl x509 -req -in "$1/server.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial -days 2 \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n') -out "$1/server.pem" 2>/dev/null &&
+  chmod 600 "$1/server.key"
+}
 # poll_for SECONDS COMMAND...: runs COMMAND every 50ms until it succeeds or SECONDS pass.
 poll_for() {
   local i n=$(($1 * 20)); shift

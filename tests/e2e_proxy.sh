@@ -31,14 +31,7 @@ rejected() { metric "coserve_connections_rejected_total{instance=\"$1\",service=
 echo_from() { printf '%s\n' "$3" | timeout 5 nc -s "$1" -q 2 127.0.0.1 "$2" 2>/dev/null; }
 
 # ---- a certificate for the TLS listener --------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=coserve test CA" \
-  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$work/ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-  -extfile "$work/ext" -out "$work/server.pem" 2>/dev/null
-chmod 600 "$work/server.key"
+make_test_certs "$work" || { echo "FAIL: test certificates"; exit 1; }
 
 # ---- coserved ------------------------------------------------------------------
 cat >"$work/coserved.ini" <<EOF

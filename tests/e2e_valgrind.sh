@@ -15,14 +15,7 @@ source "$(dirname "$0")/e2e_lib.sh"
 mkdir "$work/files"
 printf 'hello file\n' >"$work/files/hello.txt"
 head -c $((2 << 20)) /dev/zero >"$work/files/big.bin"
-# A test CA and a server certificate for the TLS listeners (made here, never committed).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" \
-  -days 2 -subj "/CN=coserve valgrind CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/server.key" -out "$work/server.csr" \
-  -subj "/CN=localhost" 2>/dev/null
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-  -extfile <(printf 'subjectAltName=IP:127.0.0.1\n') -out "$work/server.pem" 2>/dev/null
-chmod 600 "$work/server.key"
+make_test_certs "$work" || { echo "FAIL: test certificates"; exit 1; }  # for the TLS listeners
 tls_keys="tls = 127.0.0.1:0
 tls_cert = server.pem
 tls_key = server.key"

@@ -55,6 +55,13 @@ std::string echo_of(TcpClient& c, const std::string& data) {
     return c.recv_exact(data.size(), 3s);
 }
 
+// True when a client from `from` that sends `data` is closed without a byte back.
+bool closed_after(const ip::tcp::endpoint& to, const ip::address& from, std::string_view data) {
+    TcpClient c(to, from);
+    c.send(data);
+    return c.closed_within(3s);
+}
+
 std::string rejected(const char* reason) {
     return "coserve_connections_rejected_total{instance=\"echo\",service=\"echo\",reason=\"" + std::string(reason) + "\"}";
 }
@@ -193,13 +200,9 @@ TEST_CASE("behind a proxy, the header's client is what ACLs, limits and metrics 
     }
 
     // max_per_source = 1 counts 192.0.2.10, not the proxy: a second from it is refused...
-    TcpClient again(to, lo1);
-    again.send("PROXY TCP4 192.0.2.10 127.0.0.1 40002 7\r\n");
-    CHECK(again.closed_within(3s));
+    CHECK(closed_after(to, lo1, "PROXY TCP4 192.0.2.10 127.0.0.1 40002 7\r\n"));
     // ...and an ACL refuses a client outside `allow` that the proxy brings.
-    TcpClient stranger(to, lo1);
-    stranger.send("PROXY TCP4 198.51.100.1 127.0.0.1 40003 7\r\n");
-    CHECK(stranger.closed_within(3s));
+    CHECK(closed_after(to, lo1, "PROXY TCP4 198.51.100.1 127.0.0.1 40003 7\r\n"));
     // LOCAL (a health check) stands for the proxy itself, which `allow` lists.
     TcpClient check(to, lo1);
     check.send(sig + std::string("\x20\x00", 2) + be16(0) + "ok");
@@ -217,23 +220,13 @@ TEST_CASE("behind a proxy, the header's client is what ACLs, limits and metrics 
     CHECK(slow.closed_within(3s));
 
     // No header, a truncated one, one too long, garbage: closed, and nothing is echoed.
-    TcpClient plain(to, lo1);
-    plain.send("hello there, no header\r\n");
-    CHECK(plain.closed_within(3s));
-    TcpClient truncated(to, lo1);
-    truncated.send("PROXY TCP4 192.0.2.12 ");
-    CHECK(truncated.closed_within(3s));  // after proxy_timeout
-    TcpClient oversized(to, lo1);
-    oversized.send("PROXY UNKNOWN " + std::string(200, 'x') + "\r\n");
-    CHECK(oversized.closed_within(3s));
-    TcpClient v2_short(to, lo1);
-    v2_short.send(sig + std::string("\x21\x11", 2) + be16(12) + "abc");
-    CHECK(v2_short.closed_within(3s));
+    CHECK(closed_after(to, lo1, "hello there, no header\r\n"));
+    CHECK(closed_after(to, lo1, "PROXY TCP4 192.0.2.12 "));  // truncated: after proxy_timeout
+    CHECK(closed_after(to, lo1, "PROXY UNKNOWN " + std::string(200, 'x') + "\r\n"));  // oversized
+    CHECK(closed_after(to, lo1, sig + std::string("\x21\x11", 2) + be16(12) + "abc"));  // a v2 block cut short
 
     // Spoofed: a header from outside proxy_from changes nothing; the connection is refused unread.
-    TcpClient spoof(to, lo2);
-    spoof.send("PROXY TCP4 192.0.2.13 127.0.0.1 40004 7\r\n");
-    CHECK(spoof.closed_within(3s));
+    CHECK(closed_after(to, lo2, "PROXY TCP4 192.0.2.13 127.0.0.1 40004 7\r\n"));
 
     const auto m = scrape_metrics(rs);
     CHECK(metric_value(m, rejected("proxy_header")) == 4);  // plain, truncated, oversized, v2_short
