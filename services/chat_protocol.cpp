@@ -53,7 +53,8 @@ ChatCommand parse_chat_line(std::string_view line) {
         K kind;
     };
     static constexpr Name names[] = {{"nick", K::nick}, {"who", K::who},     {"me", K::me},   {"join", K::join},
-                                     {"rooms", K::rooms}, {"msg", K::msg},   {"quit", K::quit}, {"help", K::help}};
+                                     {"rooms", K::rooms}, {"msg", K::msg},   {"topic", K::topic}, {"quit", K::quit},
+                                     {"help", K::help}};
     for (const auto& n : names) {
         if (!iequals(word, n.name)) continue;
         switch (n.kind) {
@@ -65,6 +66,7 @@ ChatCommand parse_chat_line(std::string_view line) {
             return {K::msg, to, text};
         }
         case K::me:
+        case K::topic:
         case K::quit:
             return {n.kind, {}, rest};
         default:
@@ -91,7 +93,7 @@ std::optional<ChatEvent> parse_chat_event(std::string_view record) {
         record.remove_prefix(space + 1);
     }
     ChatEvent e{field[1], field[2], field[3], field[4], record};
-    static constexpr std::string_view kinds[] = {"msg", "me", "join", "leave", "nick", "priv"};
+    static constexpr std::string_view kinds[] = {"msg", "me", "notice", "join", "leave", "nick", "topic", "priv"};
     if (field[0] != "1" || e.daemon.empty() || e.daemon.size() > 64) return std::nullopt;
     if (std::find(std::begin(kinds), std::end(kinds), e.kind) == std::end(kinds)) return std::nullopt;
     if (!valid_chat_name(e.room) || !valid_chat_name(e.nick)) return std::nullopt;

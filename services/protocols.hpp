@@ -48,10 +48,10 @@ namespace coserve::services {
 
 // chat: one input line as a command.
 struct ChatCommand {
-    enum class Kind { text, empty, nick, who, me, join, rooms, msg, quit, help, unknown };
+    enum class Kind { text, empty, nick, who, me, join, rooms, msg, topic, quit, help, unknown };
     Kind kind;
     std::string_view arg;   // nick/join: the name; msg: the recipient; unknown: the command word
-    std::string_view text;  // text: the line to send (one '/' removed from "//..."); me/msg/quit: the rest
+    std::string_view text;  // text: the line to send (one '/' removed from "//..."); me/msg/topic/quit: the rest
 };
 ChatCommand parse_chat_line(std::string_view line);
 // Nicknames and room names: 1-32 of A-Z a-z 0-9 _ -.
@@ -61,9 +61,11 @@ std::string chat_key(std::string_view name);
 
 // chat over Redis: one room event as published to the other daemons,
 // "1 DAEMON KIND ROOM NICK TEXT" (version 1; TEXT may be empty, the space
-// before it is always there). KIND: msg, me, join, leave (TEXT: the notice,
-// e.g. "left for #x"), nick (NICK: the new name, TEXT: the old) or priv (a
-// private message to the user of the channel it came on).
+// before it is always there). KIND: msg, me, notice (an IRC NOTICE), join,
+// leave (TEXT: the notice, e.g. "left for #x"), nick (NICK: the new name,
+// TEXT: the old), topic (TEXT: the topic) or priv (a private message to the
+// user of the channel it came on; ROOM is the sender's, "-" for none; an
+// action is sent as CTCP ACTION).
 struct ChatEvent {
     std::string_view daemon, kind, room, nick, text;
 };

@@ -3,6 +3,7 @@
 #include <coserve/service.hpp>
 
 #include "plugin.hpp"
+#include "reload_plan.hpp"
 #include "tls.hpp"
 
 #include <boost/program_options/parsers.hpp>
@@ -467,21 +468,17 @@ void check_conflicts(const Config& config) {
         const InstanceConfig* instance;
         Endpoint endpoint;
     };
-    const std::vector<std::vector<std::string_view>> families = {{"tcp", "tls"}, {"udp"}};  // tcp and tls share ports
-    for (const auto& keys : families) {
+    for (const bool stream : {true, false}) {  // every stream listener (tcp, tls, front-ends) shares TCP ports
         std::vector<Use> seen;
         for (const auto& inst : config.instances) {
             if (!inst.options.enabled) continue;
-            for (const auto key : keys) {
-                const auto& list = key == "tcp" ? inst.options.tcp : key == "tls" ? inst.options.tls : inst.options.udp;
-                for (const auto& e : list) {
-                    for (const auto& u : seen)
-                        if (u.endpoint.overlaps(e))
-                            throw ConfigError(config.file + ": [" + inst.name + "] " + std::string(key) + ": " +
-                                              e.to_string() + " is already used by [" + u.instance->name + "] (" +
-                                              u.endpoint.to_string() + ")");
-                    seen.push_back({&inst, e});
-                }
+            for (const auto& [kind, e] : detail::listeners(inst.options, stream)) {
+                for (const auto& u : seen)
+                    if (u.endpoint.overlaps(e))
+                        throw ConfigError(config.file + ": [" + inst.name + "] " + kind + ": " + e.to_string() +
+                                          " is already used by [" + u.instance->name + "] (" + u.endpoint.to_string() +
+                                          ")");
+                seen.push_back({&inst, e});
             }
         }
     }
@@ -532,7 +529,7 @@ void load_proxy(Section& s, InstanceOptions& o) {
     if (o.proxy_from.empty())
         s.fail("proxy_from", "is needed by proxy_protocol = " + std::string(mode) +
                                  ": the addresses of the proxies allowed to send the header (CIDRs)");
-    if (o.tcp.empty() && o.tls.empty()) s.fail("proxy_protocol", "is for TCP and TLS listeners, and there are none");
+    if (detail::listeners(o, true).empty()) s.fail("proxy_protocol", "is for TCP and TLS listeners, and there are none");
     o.proxy_timeout = s.duration("proxy_timeout", std::chrono::seconds(3), std::chrono::milliseconds(100),
                                  std::chrono::minutes(1));
 }
@@ -576,6 +573,12 @@ InstanceConfig load_instance(Section& s) {
     if (!type->tcp && !o.tcp.empty()) s.fail("tcp", "the " + inst.service_type + " service has no TCP side");
     if (!type->tcp && !o.tls.empty()) s.fail("tls", "the " + inst.service_type + " service has no TCP side");
     if (!type->udp && !o.udp.empty()) s.fail("udp", "the " + inst.service_type + " service has no UDP side");
+    std::string tls_listeners_key = o.tls.empty() ? "" : "tls";
+    for (const auto name : type->front_ends) {
+        const std::string tls_key = std::string(name) + "_tls";
+        auto& fe = o.front_ends.emplace_back(FrontEndListeners{std::string(name), s.endpoints(name), s.endpoints(tls_key)});
+        if (tls_listeners_key.empty() && !fe.tls.empty()) tls_listeners_key = tls_key;
+    }
     o.max_connections = s.integer("max_connections", 1000, 1, 10'000'000);
     o.idle_timeout = s.duration("idle_timeout", std::chrono::seconds(300));
     o.max_line = static_cast<std::size_t>(
@@ -589,7 +592,7 @@ InstanceConfig load_instance(Section& s) {
     o.udp_max_reply = static_cast<std::size_t>(s.integer("udp_max_reply", 0, 0, 65507));
     o.udp_batch = static_cast<int>(s.integer("udp_batch", 16, 1, 256));
     load_proxy(s, o);
-    inst.tls = load_tls(s, "tls", !o.tls.empty(), o.tls_settings);
+    inst.tls = load_tls(s, tls_listeners_key, !tls_listeners_key.empty(), o.tls_settings);
     try {
         inst.service = type->create(s, o);
     } catch (const ConfigError&) {

@@ -66,6 +66,10 @@ const asio::any_io_executor& Connection::executor() const noexcept {
     return s_.executor;
 }
 
+std::string_view Connection::front_end() const noexcept {
+    return s_.front_end;
+}
+
 bool Connection::encrypted() const noexcept {
     return s_.tls != nullptr;
 }

@@ -11,7 +11,7 @@ namespace coserve::detail {
 namespace asio = boost::asio;
 
 Instance::Instance(InstanceConfig c, ServerState& server)
-    : config(std::move(c)), server(server), limits(config.options), first_tls(config.options.tcp.size()), tls_(config.tls) {}
+    : config(std::move(c)), server(server), limits(config.options), tls_(config.tls) {}
 
 void warn_expiry(const Instance& inst) {
     const auto tls = inst.tls();

@@ -59,6 +59,14 @@ struct SessionSlot {
 
 class ServerState;
 
+// A listener kind: tcp, tls, or a front-end's NAME or NAME_tls.
+inline bool tls_kind(std::string_view kind) noexcept { return kind == "tls" || kind.ends_with("_tls"); }
+// The front-end a kind belongs to ("" for tcp and tls, the service's own protocol).
+inline std::string_view front_end_of(std::string_view kind) noexcept {
+    if (kind == "tcp" || kind == "tls") return {};
+    return kind.ends_with("_tls") ? kind.substr(0, kind.size() - 4) : kind;
+}
+
 struct Instance {
     Instance(InstanceConfig config, ServerState& server);
 
@@ -68,9 +76,10 @@ struct Instance {
     SourceLimits limits;
     std::atomic<bool> retired{false};  // replaced by a reload: no listeners, its sessions finish
 
-    // acceptors[i] speaks TLS from first_tls on (options.tcp, then options.tls).
+    // acceptors[i] is a listener of kinds[i] (tcp, tls, a front-end's NAME or
+    // NAME_tls; the order of detail::listeners()).
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
-    std::size_t first_tls = 0;
+    std::vector<std::string> kinds;
     std::vector<boost::asio::ip::udp::socket> udp_sockets;
     std::vector<boost::asio::ip::tcp::endpoint> tcp_bound;  // what start() bound (port 0 resolved)
     std::vector<boost::asio::ip::udp::endpoint> udp_bound;

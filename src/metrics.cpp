@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <sstream>
@@ -169,14 +170,18 @@ std::string instances_json(const std::vector<std::unique_ptr<Instance>>& instanc
     std::string out = "[";
     for (const auto& inst : instances) {
         if (out.size() > 1) out += ",";
-        std::string tcp, tls, udp;
+        // "tcp", "tls", then each front-end's listeners under their own key ("irc", "irc_tls").
+        std::vector<std::pair<std::string, std::string>> lists{{"tcp", ""}, {"tls", ""}};
         for (std::size_t i = 0; i < inst->tcp_bound.size(); ++i) {
-            auto& list = i < inst->first_tls ? tcp : tls;
-            list += (list.empty() ? "" : ",") + json_string(log::format_endpoint(inst->tcp_bound[i]));
+            auto it = std::find_if(lists.begin(), lists.end(), [&](const auto& l) { return l.first == inst->kinds[i]; });
+            if (it == lists.end()) it = lists.insert(lists.end(), {inst->kinds[i], ""});
+            it->second += (it->second.empty() ? "" : ",") + json_string(log::format_endpoint(inst->tcp_bound[i]));
         }
+        std::string udp, stream;
+        for (const auto& [kind, list] : lists) stream += ",\"" + kind + "\":[" + list + "]";
         for (const auto& ep : inst->udp_bound) udp += (udp.empty() ? "" : ",") + json_string(log::format_endpoint(ep));
         out += "{\"name\":" + json_string(inst->config.name) + ",\"service\":" + json_string(inst->config.service_type) +
-               ",\"tcp\":[" + tcp + "],\"tls\":[" + tls + "],\"udp\":[" + udp + "],\"connections\":" +
+               stream + ",\"udp\":[" + udp + "],\"connections\":" +
                std::to_string(inst->counters.active.load()) + ",\"accepted\":" +
                std::to_string(inst->counters.accepted.load()) + ",\"datagrams\":" +
                std::to_string(inst->counters.datagrams_in.load()) + "}";

@@ -7,7 +7,8 @@
 namespace coserve::detail {
 
 std::string socket_key(const std::string& instance, std::string_view kind, const Endpoint& e) {
-    return e.port == 0 ? instance + " " + (kind == "tls" ? "tls " : "") + e.to_string() : e.to_string();
+    if (e.port != 0) return e.to_string();
+    return instance + " " + (kind == "tcp" ? "" : std::string(kind) + " ") + e.to_string();
 }
 
 std::vector<Listener> listeners(const InstanceOptions& o, bool stream) {
@@ -18,6 +19,10 @@ std::vector<Listener> listeners(const InstanceOptions& o, bool stream) {
     }
     for (const auto& e : o.tcp) out.push_back({"tcp", e});
     for (const auto& e : o.tls) out.push_back({"tls", e});
+    for (const auto& fe : o.front_ends) {
+        for (const auto& e : fe.tcp) out.push_back({fe.name, e});
+        for (const auto& e : fe.tls) out.push_back({fe.name + "_tls", e});
+    }
     return out;
 }
 

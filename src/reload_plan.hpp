@@ -35,9 +35,10 @@ struct RunningInstance {
 std::string socket_key(const std::string& instance, std::string_view kind, const Endpoint& e);
 
 // An instance's listeners of one family, each with its kind: the stream ones
-// (tcp, then tls: the order of Instance::acceptors) or the udp ones.
+// (tcp, tls, then each front-end's NAME and NAME_tls: the order of
+// Instance::acceptors) or the udp ones.
 struct Listener {
-    std::string_view kind;
+    std::string kind;
     Endpoint endpoint;
 };
 std::vector<Listener> listeners(const InstanceOptions& options, bool stream);
@@ -55,7 +56,7 @@ struct ReloadPlan {
         std::string key;
         std::string instance;
         Endpoint endpoint;
-        std::string_view kind;
+        std::string kind;
     };
     std::vector<Bind> tcp_bind, udp_bind;
     std::size_t started = 0, changed = 0, stopped = 0, unchanged = 0;

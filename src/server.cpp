@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <thread>
 
 namespace coserve {
@@ -65,7 +66,7 @@ void Server::start() {
     impl_->metrics_source.instances = [impl = impl_.get()] { return detail::instances_json(impl->instances); };
     if (auto& m = impl_->metrics_endpoint) {
         for (std::size_t i = 0; i < m->tcp_bound.size(); ++i)
-            COSERVE_LOG(Severity::info, "metrics", "") << (i < m->first_tls ? "http " : "https ")
+            COSERVE_LOG(Severity::info, "metrics", "") << (detail::tls_kind(m->kinds[i]) ? "https " : "http ")
                                                        << log::format_endpoint(m->tcp_bound[i])
                                                        << ": GET /metrics, /healthz, /instances";
         detail::warn_expiry(*m);
@@ -90,15 +91,18 @@ void Server::Impl::launch(Instance& inst) {
 }
 
 void Server::Impl::announce(const Instance& inst) const {
-    std::string tcp_list, tls_list, udp_list;
+    // "tcp A, B; tls C; irc D; udp E": tcp and udp always, the other kinds when listened on.
+    std::vector<std::pair<std::string, std::string>> lists{{"tcp", ""}};
     for (std::size_t i = 0; i < inst.tcp_bound.size(); ++i) {
-        auto& list = i < inst.first_tls ? tcp_list : tls_list;
-        list += (list.empty() ? "" : ", ") + log::format_endpoint(inst.tcp_bound[i]);
+        auto it = std::find_if(lists.begin(), lists.end(), [&](const auto& l) { return l.first == inst.kinds[i]; });
+        if (it == lists.end()) it = lists.insert(lists.end(), {inst.kinds[i], ""});
+        it->second += (it->second.empty() ? "" : ", ") + log::format_endpoint(inst.tcp_bound[i]);
     }
+    std::string udp_list, text;
     for (auto& ep : inst.udp_bound) udp_list += (udp_list.empty() ? "" : ", ") + log::format_endpoint(ep);
-    COSERVE_LOG(Severity::info, inst.config.name, "")
-        << "service " << inst.config.service_type << ": tcp " << (tcp_list.empty() ? "-" : tcp_list)
-        << (tls_list.empty() ? "" : "; tls " + tls_list) << "; udp " << (udp_list.empty() ? "-" : udp_list);
+    lists.emplace_back("udp", udp_list);
+    for (const auto& [kind, list] : lists) text += (text.empty() ? "" : "; ") + kind + " " + (list.empty() ? "-" : list);
+    COSERVE_LOG(Severity::info, inst.config.name, "") << "service " << inst.config.service_type << ": " << text;
     detail::warn_expiry(inst);
 }
 
@@ -121,19 +125,21 @@ void Server::stop() {
 }
 
 std::vector<tcp::endpoint> Server::tcp_endpoints(std::string_view instance) const {
-    std::lock_guard lock(impl_->instances_mutex);
-    for (auto& inst : impl_->instances)
-        if (inst->config.name == instance)
-            return {inst->tcp_bound.begin(), inst->tcp_bound.begin() + static_cast<std::ptrdiff_t>(inst->first_tls)};
-    return {};
+    return endpoints(instance, "tcp");
 }
 
 std::vector<tcp::endpoint> Server::tls_endpoints(std::string_view instance) const {
+    return endpoints(instance, "tls");
+}
+
+std::vector<tcp::endpoint> Server::endpoints(std::string_view instance, std::string_view kind) const {
     std::lock_guard lock(impl_->instances_mutex);
+    std::vector<tcp::endpoint> out;
     for (auto& inst : impl_->instances)
         if (inst->config.name == instance)
-            return {inst->tcp_bound.begin() + static_cast<std::ptrdiff_t>(inst->first_tls), inst->tcp_bound.end()};
-    return {};
+            for (std::size_t i = 0; i < inst->tcp_bound.size(); ++i)
+                if (inst->kinds[i] == kind) out.push_back(inst->tcp_bound[i]);
+    return out;
 }
 
 std::vector<udp::endpoint> Server::udp_endpoints(std::string_view instance) const {

@@ -85,6 +85,7 @@ public:
     Instance& instance;
     SessionSlot& slot;
     std::string peer;
+    std::string_view front_end;  // Connection::front_end(): Instance::kinds outlives the session
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;                      // on the executor
     std::atomic<std::uint64_t> bytes_out_shared{0};  // by try_send, from any thread

@@ -64,7 +64,7 @@ std::string Server::Impl::status() const {
     for (const auto& inst : instances) {
         std::string endpoints;
         for (std::size_t i = 0; i < inst->tcp_bound.size(); ++i)
-            endpoints += (i < inst->first_tls ? " tcp " : " tls ") + log::format_endpoint(inst->tcp_bound[i]);
+            endpoints += " " + inst->kinds[i] + " " + log::format_endpoint(inst->tcp_bound[i]);
         for (const auto& ep : inst->udp_bound) endpoints += " udp " + log::format_endpoint(ep);
         text += "\n  [" + inst->config.name + "] service " + inst->config.service_type + endpoints + ": " +
                 std::to_string(inst->counters.active.load()) + " open, " +

@@ -83,6 +83,7 @@ std::unique_ptr<Instance> Server::Impl::assemble(const InstanceConfig& ic, Bound
         tcp::acceptor& a = inst->acceptors.emplace_back(state->control);
         a.assign(node.mapped().bound.protocol(), node.mapped().fd);
         inst->tcp_bound.push_back(node.mapped().bound);
+        inst->kinds.push_back(l.kind);
     }
     for (const auto& e : ic.options.udp) {
         auto node = pool.udps.extract(detail::socket_key(ic.name, "udp", e));

@@ -127,10 +127,12 @@ std::string seconds_text(clock::duration d) {
     return buf;
 }
 
-// `tls`: the context of a TLS listener's session (null: plaintext).
+// `tls`: the context of a TLS listener's session (null: plaintext);
+// `front_end`: the listener's (Connection::front_end(); static, like Instance::kinds).
 asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlot& slot, Permit permit,
-                                  std::shared_ptr<const TlsContext> tls) {
+                                  std::shared_ptr<const TlsContext> tls, std::string_view front_end) {
     Session session(std::move(socket), inst, slot);
+    session.front_end = front_end;
     Connection& conn = session.connection();
     const auto started = clock::now();
     conn.log(Severity::debug) << (tls ? "accepted (tls)" : "accepted");
@@ -171,7 +173,10 @@ bool out_of_resources(const boost::system::error_code& ec) {
            ec == boost::system::error_code(ENFILE, boost::system::system_category());
 }
 
-asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, bool tls) {
+// `kind`: whether the listener speaks TLS, and for which front-end (Instance::kinds).
+asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::string_view kind) {
+    const bool tls = tls_kind(kind);
+    const std::string_view front_end = front_end_of(kind);
     const std::string where = log::format_endpoint(acceptor.local_endpoint());
     bool resource_warned = false;
     bool limit_warned = false;
@@ -230,7 +235,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, bool 
         socket.set_option(tcp::no_delay(true), ignored);
         auto executor = socket.get_executor();
         SessionSlot& slot = inst.add_session(executor);
-        asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr),
+        asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr, front_end),
                        asio::bind_cancellation_slot(slot.signal.slot(), [&inst, id = slot.id](std::exception_ptr e) {
                            log_failure(inst.config.name, "session", e);
                            inst.remove_session(id);
@@ -269,7 +274,7 @@ void log_failure(const std::string& instance, std::string_view what, std::except
 
 void start_tcp(Instance& inst) {
     for (std::size_t i = 0; i < inst.acceptors.size(); ++i)
-        asio::co_spawn(inst.acceptors[i].get_executor(), accept_loop(inst, inst.acceptors[i], i >= inst.first_tls),
+        asio::co_spawn(inst.acceptors[i].get_executor(), accept_loop(inst, inst.acceptors[i], inst.kinds[i]),
                        [&inst](std::exception_ptr e) { log_failure(inst.config.name, "accept", e); });
     const auto idle = inst.config.options.idle_timeout;
     if (!inst.acceptors.empty() && idle > Duration::zero()) {

@@ -126,7 +126,7 @@ TEST_CASE("chat: nick, who, me, msg, rooms, join, help, errors and quit") {
 
     a->send_line("/help");
     CHECK(a->line() == "* commands:");
-    for (int i = 0; i < 8; ++i) CHECK(a->line().starts_with("*   /"));
+    for (int i = 0; i < 9; ++i) CHECK(a->line().starts_with("*   /"));
     CHECK(a->line() == "*   /help            this list");
 
     c->send_line("/join dev");

@@ -160,11 +160,21 @@ class TlsContext;
 // header (HAProxy's), and which versions are taken.
 enum class ProxyProtocol { off, v1, v2, any };
 
+// The listeners of a front-end a service declares (ServiceType::front_ends;
+// chat's `irc`): the same service in another protocol, told apart by
+// Connection::front_end(). Keys NAME (plaintext) and NAME_tls (inside TLS,
+// with the instance's tls_* keys).
+struct FrontEndListeners {
+    std::string name;
+    std::vector<Endpoint> tcp, tls;
+};
+
 // Keys every instance has, whatever its service.
 struct InstanceOptions {
     std::vector<Endpoint> tcp;
     std::vector<Endpoint> tls;    // TCP listeners that speak the service inside TLS
     TlsSettings tls_settings;
+    std::vector<FrontEndListeners> front_ends;  // in the order of ServiceType::front_ends
     std::vector<Endpoint> udp;
     bool enabled = true;
     long long max_connections = 1000;

@@ -37,6 +37,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace coserve {
 
@@ -134,6 +135,9 @@ public:
     // instead of sendfile; shutdown_send() sends close_notify, then FIN,
     // once serve() returns.
     bool encrypted() const noexcept;
+    // The front-end whose listener accepted the connection (ServiceType::
+    // front_ends: "irc" for `irc` and `irc_tls`); empty for `tcp` and `tls`.
+    std::string_view front_end() const noexcept;
     // The subject (RFC 2253) of the client's certificate when it sent one and
     // it was verified (tls_client_auth); empty otherwise.
     const std::string& tls_subject() const noexcept;

@@ -91,6 +91,8 @@ public:
     std::vector<boost::asio::ip::tcp::endpoint> tcp_endpoints(std::string_view instance) const;
     // Where an instance's `tls =` listeners are bound (after start()).
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints(std::string_view instance) const;
+    // The listeners of one kind: tcp, tls, or a front-end's (`irc`, `irc_tls`).
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints(std::string_view instance, std::string_view kind) const;
     std::vector<boost::asio::ip::udp::endpoint> udp_endpoints(std::string_view instance) const;
 
     // Where the metrics endpoint listens ([metrics] http).

@@ -84,6 +84,9 @@ struct ServiceType {
     bool tcp = true;  // whether the protocol has a TCP side
     bool udp = true;  // ... and a UDP side
     std::size_t max_line_default = 8192;  // the instance's `max_line` when the section does not set it
+    // Other protocols the service speaks on listeners of their own, each a
+    // key (`irc`) and its TLS twin (`irc_tls`); see FrontEndListeners.
+    std::span<const std::string_view> front_ends = {};
 };
 
 // The service types by name: those registered (the built-in ones once

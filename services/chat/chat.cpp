@@ -1,22 +1,55 @@
 // chat: the service and its configuration. See chat.hpp for the parts.
 #include "chat.hpp"
 
+#include <coserve/log.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+
+#include <ctime>
+#include <fstream>
+
 namespace coserve::services {
 namespace chat {
+
+namespace {
+
+// For 003 RPL_CREATED: "2026-12-02 06:51:16 UTC".
+std::string now_text() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return buf;
+}
+
+}  // namespace
 
 Chat::Chat(ChatOptions o)
     : o_(std::move(o)), hub_(o_.hub, out_),
       cluster_(o_.cluster ? std::make_unique<Cluster>(*o_.cluster, hub_, out_) : nullptr),
-      directory_(cluster_ ? static_cast<Directory&>(*cluster_) : local_) {
+      directory_(cluster_ ? static_cast<Directory&>(*cluster_) : local_), irc_created_(now_text()) {
     if (cluster_) hub_.set_mirror(cluster_.get());
 }
 
 void Chat::start(const boost::asio::any_io_executor& executor) {
     if (cluster_) cluster_->start(executor);
+    if (o_.irc) {
+        irc_timer_ = std::make_unique<boost::asio::steady_timer>(executor);
+        boost::asio::co_spawn(executor, irc_sweep(), [name = o_.name](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                COSERVE_LOG(Severity::error, name, "") << "irc ping sweep failed: " << x.what();
+            }
+        });
+    }
 }
 
 void Chat::stop() {
     if (cluster_) cluster_->stop();
+    if (irc_timer_) irc_timer_->cancel();
 }
 
 void Chat::metrics(MetricsWriter& w) const {
@@ -54,8 +87,53 @@ std::optional<ClusterOptions> cluster_options(Section& s) {
     return o;
 }
 
-std::unique_ptr<Service> create(Section& s, const InstanceOptions&) {
+constexpr std::string_view irc_keys[] = {"irc_server_name", "irc_motd", "irc_password", "irc_max_channels", "irc_ping"};
+
+// The MOTD file's lines (at most 100 of 400 bytes: it is sent at each registration).
+std::vector<std::string> read_motd(Section& s, const std::string& path) {
+    std::ifstream in(path);
+    if (!in) s.fail("irc_motd", "cannot read " + path);
+    std::vector<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (lines.size() == 100) s.fail("irc_motd", path + ": more than 100 lines");
+        if (line.size() > 400) s.fail("irc_motd", path + ": line " + std::to_string(lines.size() + 1) + " is longer than 400 bytes");
+        lines.push_back(irc::clean(line));
+    }
+    return lines;
+}
+
+// The irc_* keys, read (and shown) when there are IRC listeners; set without them, a mistake.
+std::optional<IrcOptions> irc_options(Section& s, const InstanceOptions& options, HubOptions& hub) {
+    const bool listening = std::any_of(options.front_ends.begin(), options.front_ends.end(), [](const FrontEndListeners& f) {
+        return f.name == "irc" && (!f.tcp.empty() || !f.tls.empty());
+    });
+    if (!listening) {
+        for (auto key : irc_keys)
+            if (s.raw(key)) s.fail(key, "is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS)");
+        return std::nullopt;
+    }
+    IrcOptions o;
+    hub.host = s.string("irc_server_name", "coserve");
+    const bool host_ok = !hub.host.empty() && hub.host.size() <= 63 &&
+                         std::all_of(hub.host.begin(), hub.host.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+                         });
+    if (!host_ok) s.fail("irc_server_name", "expected 1-63 of A-Z a-z 0-9 . - _ (a name, not an address clients resolve)");
+    if (const auto motd = s.path("irc_motd", ""); !motd.empty()) o.motd = read_motd(s, motd);
+    o.password = s.secret("irc_password");
+    if (o.password.find_first_of(" \t") != std::string::npos || o.password.size() > 100)
+        s.fail("irc_password", "expected at most 100 characters without blanks (a PASS parameter)");
+    hub.max_channels = static_cast<std::size_t>(s.integer("irc_max_channels", 20, 1, 1000));
+    o.ping = s.duration("irc_ping", std::chrono::seconds(120), std::chrono::milliseconds(100), std::chrono::hours(1));
+    return o;
+}
+
+std::unique_ptr<Service> create(Section& s, const InstanceOptions& options) {
     ChatOptions o;
+    o.name = s.name();
+    o.irc = irc_options(s, options, o.hub);
     o.cluster = cluster_options(s);
     o.hub.room = s.string("room", "lobby");
     if (!valid_chat_name(o.hub.room)) s.fail("room", "expected 1-32 of A-Z a-z 0-9 _ -");
@@ -73,6 +151,15 @@ std::unique_ptr<Service> create(Section& s, const InstanceOptions&) {
 }  // namespace
 }  // namespace chat
 
-extern const ServiceType chat_service{.name = "chat", .create = chat::create, .tcp = true, .udp = false, .max_line_default = 4096};
+namespace {
+constexpr std::string_view chat_front_ends[] = {"irc"};
+}
+
+extern const ServiceType chat_service{.name = "chat",
+                                      .create = chat::create,
+                                      .tcp = true,
+                                      .udp = false,
+                                      .max_line_default = 4096,
+                                      .front_ends = chat_front_ends};
 
 }  // namespace coserve::services

@@ -136,7 +136,12 @@ asio::awaitable<std::optional<Others>> Cluster::others(Asking* a) {
     if (!r || !r->ok) co_return std::nullopt;
     Others others;
     for (std::size_t i = 0; i + 2 < r->elements.size(); i += 3)
-        if (r->elements[i] != id_) others.emplace_back(r->elements[i + 1], r->elements[i + 2]);  // ours: from the hub
+        if (r->elements[i] != id_)  // ours: from the hub
+            for (std::string_view rooms = r->elements[i + 2]; !rooms.empty();) {
+                const auto space = rooms.find(' ');
+                if (auto room = rooms.substr(0, space); !room.empty()) others.emplace_back(r->elements[i + 1], room);
+                rooms = space == std::string_view::npos ? std::string_view() : rooms.substr(space + 1);
+            }
     co_return others;
 }
 
@@ -152,9 +157,10 @@ asio::awaitable<std::optional<std::vector<std::string>>> Cluster::history(Asking
 // counts the daemons that have this one (0: nobody has). `from`'s name and
 // room change only on its own reader, which is the caller.
 bool Cluster::send_private(const std::shared_ptr<Member>& from, const std::string& to, std::string_view text) {
-    if (!up() || !from->room) return false;
+    if (!up()) return false;
     ++published_;
-    link_->command({"PUBLISH", user_channel_ + chat_key(to), chat_event_record(id_, "priv", from->room->name, from->nick, text)},
+    const Room* room = from->room();  // the record names a room; an IRC member may be in none
+    link_->command({"PUBLISH", user_channel_ + chat_key(to), chat_event_record(id_, "priv", room ? room->name : "-", from->nick, text)},
                    [this, weak = std::weak_ptr<Member>(from), to](const detail::RedisReply& r) {
                        if (r.ok && r.integer > 0) return;
                        auto member = weak.lock();
@@ -176,12 +182,10 @@ void Cluster::name_released(std::string_view nick) {
     release(std::string(nick));
 }
 
-void Cluster::placed(std::string_view nick, std::string_view room) {
-    if (up()) link_->command({"HSET", who_key_, std::string(nick), std::string(room)});
-}
-
-void Cluster::unplaced(std::string_view nick) {
-    if (up()) link_->command({"HDEL", who_key_, std::string(nick)});
+void Cluster::placed(std::string_view nick, std::string_view rooms) {
+    if (!up()) return;
+    if (rooms.empty()) link_->command({"HDEL", who_key_, std::string(nick)});
+    else link_->command({"HSET", who_key_, std::string(nick), std::string(rooms)});
 }
 
 void Cluster::event(std::string_view kind, std::string_view room, std::string_view nick, std::string_view text) {

@@ -2,7 +2,8 @@
 // hub's mirror there.
 //
 // Names are claimed with a script that keeps them unique across daemons;
-// each daemon's membership (nick -> room) is a hash refreshed every ttl/3
+// each daemon's membership (nick -> its rooms, separated by spaces: an IRC
+// member may be in several) is a hash refreshed every ttl/3
 // and expiring with the ttl, so a daemon that dies leaves /who on its own.
 // Room events are published on PREFIX:room:KEY, private messages on
 // PREFIX:user:KEY (each daemon subscribes to its own members'), as the
@@ -53,8 +54,7 @@ public:
     // HubMirror (hub mutex held)
     void name_taken(std::string_view nick) override;
     void name_released(std::string_view nick) override;
-    void placed(std::string_view nick, std::string_view room) override;
-    void unplaced(std::string_view nick) override;
+    void placed(std::string_view nick, std::string_view rooms) override;
     void event(std::string_view kind, std::string_view room, std::string_view nick, std::string_view text) override;
     void remember(std::string_view room, const MessageRef& line) override;
 

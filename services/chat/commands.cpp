@@ -17,6 +17,7 @@ const char* const help_lines[] = {
     "*   /join ROOM       leave this room for ROOM (created on demand)",
     "*   /rooms           the rooms and how many are in each",
     "*   /msg NAME TEXT   a private message",
+    "*   /topic [TEXT]    show or set this room's topic",
     "*   /quit [REASON]   leave",
     "*   //TEXT           send TEXT starting with one /",
     "*   /help            this list",
@@ -40,9 +41,12 @@ void Chat::handle(const std::shared_ptr<Member>& self, const ChatCommand& cmd, b
         break;
     case K::msg:
         if (cmd.arg.empty() || cmd.text.empty()) return out_.reply(m, {"* error: usage: /msg NAME TEXT"}, flush);
-        if (hub_.private_message(m, cmd.arg, cmd.text, flush)) break;
+        if (hub_.private_message(m, cmd.arg, Said::Kind::msg, cmd.text, flush)) break;
         if (!directory_.send_private(self, std::string(cmd.arg), cmd.text))
             out_.reply(m, {"* error: no such user ", cmd.arg}, flush);
+        break;
+    case K::topic:
+        hub_.line_topic(m, cmd.text, flush);
         break;
     case K::quit:
         hub_.remove(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);

@@ -1,6 +1,9 @@
 #include "hub.hpp"
 
+#include "irc.hpp"
+
 #include <algorithm>
+#include <chrono>
 
 namespace coserve::services::chat {
 namespace {
@@ -56,54 +59,121 @@ bool Hub::admit(const std::shared_ptr<Member>& m, const std::string& guest, cons
     return true;
 }
 
-void Hub::remove(Member& m, std::string_view notice, FlushList& flush) {
+Hub::Admission Hub::admit_named(const std::shared_ptr<Member>& m, const std::string& nick) {
     std::lock_guard lock(mutex_);
-    if (mirror_) mirror_->unplaced(m.nick);  // before the leave is heard
-    leave_room_locked(m, notice, flush);
+    if (nicks_.size() >= o_.max_clients) return Admission::full;
+    if (nicks_.contains(chat_key(nick))) return Admission::taken;
+    m->nick = nick;
+    nicks_.emplace(chat_key(nick), m.get());
+    clients_ = nicks_.size();
+    if (mirror_) mirror_->name_taken(nick);
+    return Admission::ok;
+}
+
+void Hub::remove(Member& m, std::string_view notice, FlushList& flush, std::string_view reason) {
+    std::lock_guard lock(mutex_);
+    if (!nicks_.contains(chat_key(m.nick)) || nicks_.at(chat_key(m.nick)) != &m) return;  // never admitted, or gone
+    if (!m.seats.empty()) {
+        if (mirror_) mirror_->placed(m.nick, "");  // before the leave is heard
+        const Said said{Said::Kind::quit, {}, m.nick, notice, reason};
+        Rendered r{said, {}, {}};
+        tell_neighbours_locked(m, r, false, flush);
+        while (!m.seats.empty()) {
+            Room& room = *m.seats.back().room;
+            if (mirror_) mirror_->event("leave", room.name, m.nick, notice);
+            leave_room_locked(m, room, nullptr, flush);
+        }
+    }
     if (nicks_.erase(chat_key(m.nick)) && mirror_) mirror_->name_released(m.nick);
     clients_ = nicks_.size();
 }
 
 void Hub::say(Member& m, bool action, std::string_view text, FlushList& flush) {
     std::lock_guard lock(mutex_);
-    if (!m.room) return;
-    const MessageRef line = action ? out_.make({"* ", m.nick, " ", text}) : out_.make({"<", m.nick, "> ", text});
+    Room* room = m.room();
+    if (!room) return;
+    const Said said{action ? Said::Kind::me : Said::Kind::msg, room->name, m.nick, text};
+    Rendered r{said, {}, {}};
     ++messages_;
-    broadcast_locked(*m.room, line, &m, flush);
-    remember_locked(*m.room, line);
+    broadcast_locked(*room, r, &m, flush);
+    remember_locked(*room, rendered(r, Format::line));
     if (mirror_) {
-        mirror_->remember(m.room->name, line);
-        mirror_->event(action ? "me" : "msg", m.room->name, m.nick, text);
+        mirror_->remember(room->name, rendered(r, Format::line));
+        mirror_->event(action ? "me" : "msg", room->name, m.nick, text);
     }
 }
 
-bool Hub::private_message(Member& from, std::string_view to, std::string_view text, FlushList& flush) {
+Hub::Sent Hub::say_in(Member& m, std::string_view name, Said::Kind kind, std::string_view text, FlushList& flush) {
+    std::lock_guard lock(mutex_);
+    Room* room = find_room_locked(name);
+    if (!room) return Sent::no_such_room;
+    if (!seat_locked(m, *room)) return Sent::not_in_room;
+    const Said said{kind, room->name, m.nick, text};
+    Rendered r{said, {}, {}};
+    ++messages_;
+    broadcast_locked(*room, r, &m, flush);
+    const std::string_view event = kind == Said::Kind::me ? "me" : kind == Said::Kind::notice ? "notice" : "msg";
+    if (kind != Said::Kind::notice) {  // notices are not kept for newcomers
+        remember_locked(*room, rendered(r, Format::line));
+        if (mirror_) mirror_->remember(room->name, rendered(r, Format::line));
+    }
+    if (mirror_) mirror_->event(event, room->name, m.nick, text);
+    return Sent::ok;
+}
+
+namespace {
+
+// A private message as its recipient reads it.
+void render_private(std::string& out, Format format, std::string_view host, std::string_view from, std::string_view to,
+                    Said::Kind kind, std::string_view text) {
+    if (format == Format::irc) {
+        const auto command = kind == Said::Kind::notice ? "NOTICE" : "PRIVMSG";
+        return irc::append_text(out, irc::prefix(from, host), command, to, text, kind == Said::Kind::me);
+    }
+    if (kind == Said::Kind::me) out.append("* ").append(from).append(" (private) ");
+    else if (kind == Said::Kind::notice) out.append("-").append(from).append("- (private) ");
+    else out.append("<").append(from).append("> (private) ");
+    out.append(text).append("\r\n");
+}
+
+}  // namespace
+
+std::optional<std::string> Hub::private_message(Member& from, std::string_view to, Said::Kind kind, std::string_view text,
+                                                FlushList& flush) {
     std::lock_guard lock(mutex_);
     auto it = nicks_.find(chat_key(to));
-    if (it == nicks_.end()) return false;
-    out_.enqueue(*it->second, out_.make({"<", from.nick, "> (private) ", text}), flush);
-    return true;
+    if (it == nicks_.end()) return std::nullopt;
+    Member& target = *it->second;
+    out_.enqueue(target, out_.compose([&](std::string& out) {
+        render_private(out, target.format, o_.host, from.nick, target.nick, kind, text);
+    }), flush);
+    return target.away;
 }
 
 std::string Hub::nick_error(const Member& m, std::string_view name) {
     if (!valid_chat_name(name)) return "* error: invalid nickname (1-32 of A-Z a-z 0-9 _ -)";
+    if (!name_free(m, name)) return "* error: nickname " + std::string(name) + " is taken";
+    return {};
+}
+
+bool Hub::name_free(const Member& m, std::string_view name) {
     std::lock_guard lock(mutex_);
     auto it = nicks_.find(chat_key(name));
-    if (it != nicks_.end() && it->second != &m) return "* error: nickname " + std::string(name) + " is taken";
-    return {};
+    return it == nicks_.end() || it->second == &m;
 }
 
 std::string Hub::join_error(const Member& m, std::string_view room) {
     if (!valid_chat_name(room)) return "* error: invalid room name (1-32 of A-Z a-z 0-9 _ -)";
     std::lock_guard lock(mutex_);
-    if (m.room && chat_key(room) == chat_key(m.room->name)) return "* error: you are already in #" + m.room->name;
+    if (m.room() && chat_key(room) == chat_key(m.room()->name)) return "* error: you are already in #" + m.room()->name;
     return {};
 }
 
 bool Hub::rename(Member& m, const std::string& name, FlushList& flush) {
     std::lock_guard lock(mutex_);
     auto it = nicks_.find(chat_key(name));
-    if ((it != nicks_.end() && it->second != &m) || !m.room) return false;
+    if (it != nicks_.end() && it->second != &m) return false;
+    if (m.format == Format::line && !m.room()) return false;
     const std::string old = m.nick;
     nicks_.erase(chat_key(old));
     m.nick = name;
@@ -113,33 +183,119 @@ bool Hub::rename(Member& m, const std::string& name, FlushList& flush) {
             mirror_->name_released(old);
             mirror_->name_taken(name);
         }
-        mirror_->unplaced(old);
-        mirror_->placed(name, m.room->name);
+        mirror_->placed(old, "");
+        placed_locked(m);
     }
-    out_.reply(m, {"* you are now known as ", m.nick}, flush);
-    broadcast_locked(*m.room, out_.make({"* ", old, " is now known as ", m.nick}), &m, flush);
-    if (mirror_) mirror_->event("nick", m.room->name, m.nick, old);
+    if (m.format == Format::line) out_.reply(m, {"* you are now known as ", m.nick}, flush);
+    const Said said{Said::Kind::nick, {}, m.nick, old};
+    Rendered r{said, {}, {}};
+    tell_neighbours_locked(m, r, m.format == Format::irc, flush);
+    if (mirror_)
+        for (const auto& seat : m.seats) mirror_->event("nick", seat.room->name, m.nick, old);
     return true;
 }
 
 bool Hub::move(const std::shared_ptr<Member>& m, const std::string& room, const std::vector<std::string>* history,
                FlushList& flush) {
     std::lock_guard lock(mutex_);
-    if (!m->room || chat_key(room) == chat_key(m->room->name)) return false;
+    Room* from = m->room();
+    if (!from || chat_key(room) == chat_key(from->name)) return false;
     if (mirror_) mirror_->placed(m->nick, room);  // before the leave is heard
-    leave_room_locked(*m, "left for #" + room, flush);
+    const std::string notice = "left for #" + room;
+    const std::string from_name = from->name;  // the room goes with its last member
+    const Said said{Said::Kind::part, from_name, m->nick, notice};
+    leave_room_locked(*m, *from, &said, flush);
+    if (mirror_) mirror_->event("leave", from_name, m->nick, notice);
     enter_locked(m, room_locked(room), false, history, flush);
     return true;
 }
 
+Hub::Joined Hub::join(const std::shared_ptr<Member>& m, const std::string& name, const std::vector<std::string>* history,
+                      const Others* others, FlushList& flush) {
+    std::lock_guard lock(mutex_);
+    if (Room* existing = find_room_locked(name); existing && seat_locked(*m, *existing)) return Joined::already;
+    if (m->seats.size() >= o_.max_channels) return Joined::too_many;
+    Room& room = room_locked(name);
+    m->seats.push_back({&room, room.members.size()});
+    room.members.push_back(m);
+    placed_locked(*m);  // membership first: whoever hears the join and asks finds it
+    irc_welcome_locked(*m, room, history, others, flush);
+    const Said said{Said::Kind::join, room.name, m->nick, {}};
+    Rendered r{said, {}, {}};
+    broadcast_locked(room, r, m.get(), flush);
+    if (mirror_) mirror_->event("join", room.name, m->nick, "");
+    return Joined::ok;
+}
+
+Hub::Parted Hub::part(Member& m, std::string_view name, std::string_view reason, FlushList& flush) {
+    std::lock_guard lock(mutex_);
+    Room* room = find_room_locked(name);
+    if (!room) return Parted::no_such_room;
+    if (!seat_locked(m, *room)) return Parted::not_in_room;
+    const std::string notice = reason.empty() ? std::string("left") : "left (" + std::string(reason) + ")";
+    const Said said{Said::Kind::part, room->name, m.nick, notice, reason};
+    Rendered r{said, {}, {}};
+    broadcast_locked(*room, r, nullptr, flush);  // the member too: an IRC client waits for its own PART
+    if (mirror_) mirror_->event("leave", room->name, m.nick, notice);
+    leave_room_locked(m, *room, nullptr, flush);
+    placed_locked(m);
+    return Parted::ok;
+}
+
+void Hub::part_all(Member& m, FlushList& flush) {
+    std::vector<std::string> names;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& seat : m.seats) names.push_back(seat.room->name);
+    }
+    for (const auto& name : names) part(m, name, {}, flush);
+}
+
+Hub::Parted Hub::set_topic(Member& m, std::string_view name, std::string_view topic, FlushList& flush) {
+    std::lock_guard lock(mutex_);
+    Room* room = find_room_locked(name);
+    if (!room) return Parted::no_such_room;
+    if (!seat_locked(m, *room)) return Parted::not_in_room;
+    room->topic = irc::clean(irc::fit(topic, max_topic));
+    room->topic_by = m.nick;
+    room->topic_at = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    const Said said{Said::Kind::topic, room->name, m.nick, room->topic};
+    Rendered r{said, {}, {}};
+    broadcast_locked(*room, r, nullptr, flush);  // the setter too: IRC clients wait for their TOPIC
+    if (mirror_) mirror_->event("topic", room->name, m.nick, room->topic);
+    return Parted::ok;
+}
+
+void Hub::line_topic(Member& m, std::string_view topic, FlushList& flush) {
+    std::string room;
+    {
+        std::lock_guard lock(mutex_);
+        Room* here = m.room();
+        if (!here) return;
+        if (topic.empty()) {
+            if (here->topic.empty()) return out_.reply(m, {"* #", here->name, " has no topic"}, flush);
+            return out_.reply(m, {"* topic of #", here->name, ": ", here->topic, " (set by ", here->topic_by, ")"}, flush);
+        }
+        room = here->name;
+    }
+    set_topic(m, room, topic, flush);
+}
+
+void Hub::set_away(Member& m, std::string away) {
+    std::lock_guard lock(mutex_);
+    m.away = std::move(away);
+}
+
 void Hub::tell_members(Member& m, ChatCommand::Kind kind, const Others* others, FlushList& flush) {
     std::lock_guard lock(mutex_);
-    if (!m.room) return;
+    Room* here_room = m.room();
+    if (!here_room) return;
     std::vector<std::string> names;
     RoomCounts counts;
     for (auto& [key, room] : rooms_) counts[key] = {room->name, room->members.size()};
-    for (auto& member : m.room->members) names.push_back(member->nick);
-    const auto here = chat_key(m.room->name);
+    for (auto& member : here_room->members) names.push_back(member->nick);
+    const auto here = chat_key(here_room->name);
     if (others)
         for (const auto& [nick, room] : *others) {
             const auto key = chat_key(room);
@@ -148,8 +304,69 @@ void Hub::tell_members(Member& m, ChatCommand::Kind kind, const Others* others, 
             ++count.second;
             if (key == here) names.push_back(nick);
         }
-    if (kind == ChatCommand::Kind::who) out_.reply(m, {who_text(m.room->name, std::move(names))}, flush);
+    if (kind == ChatCommand::Kind::who) out_.reply(m, {who_text(here_room->name, std::move(names))}, flush);
     else out_.reply(m, {rooms_text(counts)}, flush);
+}
+
+std::optional<RoomView> Hub::room_view(std::string_view name, const Others* others) {
+    std::lock_guard lock(mutex_);
+    RoomView v;
+    if (Room* room = find_room_locked(name)) {
+        v.name = room->name;
+        v.topic = room->topic;
+        v.topic_by = room->topic_by;
+        v.topic_at = room->topic_at;
+        for (const auto& member : room->members) {
+            v.nicks.push_back(member->nick);
+            v.away.push_back(member->away);
+        }
+    }
+    if (others)
+        for (const auto& [nick, room] : *others)
+            if (chat_key(room) == chat_key(name)) {
+                if (v.name.empty()) v.name = room;
+                v.nicks.push_back(nick);
+                v.away.emplace_back();
+            }
+    if (v.name.empty()) return std::nullopt;
+    return v;
+}
+
+std::vector<RoomView> Hub::room_list(const Others* others) {
+    std::lock_guard lock(mutex_);
+    std::map<std::string, RoomView> all;
+    for (const auto& [key, room] : rooms_) {
+        auto& v = all[key];
+        v.name = room->name;
+        v.topic = room->topic;
+        for (const auto& member : room->members) v.nicks.push_back(member->nick);
+    }
+    if (others)
+        for (const auto& [nick, room] : *others) {
+            auto& v = all[chat_key(room)];
+            if (v.name.empty()) v.name = room;
+            v.nicks.push_back(nick);
+        }
+    std::vector<RoomView> list;
+    for (auto& [key, v] : all) list.push_back(std::move(v));
+    return list;
+}
+
+std::optional<UserView> Hub::user_view(std::string_view nick) {
+    std::lock_guard lock(mutex_);
+    auto it = nicks_.find(chat_key(nick));
+    if (it == nicks_.end()) return std::nullopt;
+    const Member& m = *it->second;
+    UserView v{m.nick, m.away, m.format, {}};
+    for (const auto& seat : m.seats) v.rooms.push_back(seat.room->name);
+    return v;
+}
+
+std::string Hub::channels_of(const Member& m) {
+    std::lock_guard lock(mutex_);
+    std::string list;
+    for (const auto& seat : m.seats) list.append(list.empty() ? "#" : " #").append(seat.room->name);
+    return list;
 }
 
 void Hub::deliver(const ChatEvent& e, FlushList& flush) {
@@ -157,38 +374,74 @@ void Hub::deliver(const ChatEvent& e, FlushList& flush) {
     auto it = rooms_.find(chat_key(e.room));
     if (it == rooms_.end()) return;  // nobody here is in that room
     Room& room = *it->second;
-    MessageRef line;
-    if (e.kind == "msg") line = out_.make({"<", e.nick, "> ", e.text});
-    else if (e.kind == "me") line = out_.make({"* ", e.nick, " ", e.text});
-    else if (e.kind == "join") line = out_.make({"* ", e.nick, " joined #", room.name});
-    else if (e.kind == "leave") line = out_.make({"* ", e.nick, " ", e.text});
-    else if (e.kind == "nick") line = out_.make({"* ", e.text, " is now known as ", e.nick});
-    else return;
-    broadcast_locked(room, line, nullptr, flush);
-    if (e.kind == "msg" || e.kind == "me") remember_locked(room, line);
+    using K = Said::Kind;
+    std::optional<Said> said;
+    if (e.kind == "msg") said = Said{K::msg, room.name, e.nick, e.text};
+    else if (e.kind == "me") said = Said{K::me, room.name, e.nick, e.text};
+    else if (e.kind == "notice") said = Said{K::notice, room.name, e.nick, e.text};
+    else if (e.kind == "join") said = Said{K::join, room.name, e.nick, {}};
+    else if (e.kind == "leave") said = Said{K::part, room.name, e.nick, e.text};
+    else if (e.kind == "nick") said = Said{K::nick, room.name, e.nick, e.text};
+    else if (e.kind == "topic") {
+        room.topic = irc::clean(irc::fit(e.text, max_topic));
+        room.topic_by = e.nick;
+        room.topic_at = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+        said = Said{K::topic, room.name, e.nick, room.topic};
+    } else {
+        return;
+    }
+    Rendered r{*said, {}, {}};
+    broadcast_locked(room, r, nullptr, flush);
+    if (e.kind == "msg" || e.kind == "me") remember_locked(room, rendered(r, Format::line));
 }
 
 void Hub::deliver_private(std::string_view to_key, std::string_view from, std::string_view text, FlushList& flush) {
     std::lock_guard lock(mutex_);
     auto it = nicks_.find(std::string(to_key));
-    if (it != nicks_.end()) out_.enqueue(*it->second, out_.make({"<", from, "> (private) ", text}), flush);
+    if (it == nicks_.end()) return;
+    Member& target = *it->second;
+    const auto action = irc::ctcp_action(text);
+    out_.enqueue(target, out_.compose([&](std::string& out) {
+        render_private(out, target.format, o_.host, from, target.nick, action ? Said::Kind::me : Said::Kind::msg,
+                       action ? *action : text);
+    }), flush);
 }
 
 void Hub::link_state(bool up, FlushList& flush) {
     std::lock_guard lock(mutex_);
     if (up == !link_down_) return;
     link_down_ = !up;
-    const MessageRef notice = out_.make({up ? link_restored_notice : link_down_notice});
+    const std::string_view text = up ? link_restored_notice : link_down_notice;
+    MessageRef line, irc_line;
     for (auto& [key, room] : rooms_)
-        for (auto& member : room->members) out_.enqueue(*member, notice, flush);
+        for (auto& member : room->members) {
+            if (member->room() != room.get()) continue;  // told once, in its first room
+            auto& m = member->format == Format::irc ? irc_line : line;
+            if (!m)
+                m = member->format == Format::irc
+                        ? out_.compose([&](std::string& out) { irc::append_text(out, ":" + o_.host, "NOTICE", "*", text); })
+                        : out_.make({text});
+            out_.enqueue(*member, m, flush);
+        }
 }
 
 Others Hub::placements() {
     std::lock_guard lock(mutex_);
     Others all;
-    for (auto& [key, room] : rooms_)
-        for (auto& member : room->members) all.emplace_back(member->nick, room->name);
+    for (auto& [nick, member] : nicks_)
+        if (!member->seats.empty()) {
+            std::string rooms;
+            for (const auto& seat : member->seats) rooms.append(rooms.empty() ? "" : " ").append(seat.room->name);
+            all.emplace_back(member->nick, std::move(rooms));
+        }
     return all;
+}
+
+const MessageRef& Hub::rendered(Rendered& r, Format f) {
+    MessageRef& m = f == Format::irc ? r.irc : r.line;
+    if (!m) m = out_.compose([&](std::string& out) { render(out, r.said, f, o_.host); });
+    return m;
 }
 
 Room& Hub::room_locked(const std::string& name) {
@@ -198,13 +451,24 @@ Room& Hub::room_locked(const std::string& name) {
     return *it->second;
 }
 
+Room* Hub::find_room_locked(std::string_view name) {
+    auto it = rooms_.find(chat_key(name));
+    return it == rooms_.end() ? nullptr : it->second.get();
+}
+
+Seat* Hub::seat_locked(Member& m, const Room& room) {
+    for (auto& seat : m.seats)
+        if (seat.room == &room) return &seat;
+    return nullptr;
+}
+
 void Hub::enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcome, const std::vector<std::string>* history,
                        FlushList& flush) {
-    m->room = &room;
-    m->index = room.members.size();
+    m->seats.assign(1, Seat{&room, room.members.size()});
     room.members.push_back(m);
     if (welcome) out_.tell(*m, {"* welcome to #", room.name, ", you are ", m->nick, " (type /help for commands)"}, flush);
     else out_.reply(*m, {"* you joined #", room.name}, flush);
+    if (!room.topic.empty()) out_.tell(*m, {"* topic of #", room.name, ": ", room.topic, " (set by ", room.topic_by, ")"}, flush);
     if (history) {
         for (const auto& line : *history) out_.tell(*m, {line}, flush);
     } else if (o_.history > 0) {
@@ -212,39 +476,105 @@ void Hub::enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcom
     }
     if (welcome && link_down_) out_.tell(*m, {link_down_notice}, flush);
     if (mirror_) mirror_->placed(m->nick, room.name);  // membership first: whoever hears the join and asks /who finds it
-    broadcast_locked(room, out_.make({"* ", m->nick, " joined #", room.name}), m.get(), flush);
+    const Said said{Said::Kind::join, room.name, m->nick, {}};
+    Rendered r{said, {}, {}};
+    broadcast_locked(room, r, m.get(), flush);
     if (mirror_) mirror_->event("join", room.name, m->nick, "");
 }
 
-void Hub::leave_room_locked(Member& m, std::string_view notice, FlushList& flush) {
-    Room* room = m.room;
-    if (!room) return;
-    auto& list = room->members;
-    std::swap(list[m.index], list.back());
-    list[m.index]->index = m.index;
-    list.pop_back();
-    m.room = nullptr;
-    if (!notice.empty()) {
-        broadcast_locked(*room, out_.make({"* ", m.nick, " ", notice}), &m, flush);
-        if (mirror_) mirror_->event("leave", room->name, m.nick, notice);
-    }
-    if (list.empty()) rooms_.erase(chat_key(room->name));
+// An IRC client's JOIN, as the Modern IRC documents order it: its own JOIN,
+// the topic (332, 333; nothing when there is none), the names (353, 366).
+// Then the room's recent lines as NOTICEs from the server to the channel,
+// between two notices that say so: clients show them apart from what
+// members say live (irssi: "-coserve:#lobby- <ann> hello").
+void Hub::irc_welcome_locked(Member& m, Room& room, const std::vector<std::string>* history, const Others* others,
+                             FlushList& flush) {
+    const std::string channel = "#" + room.name;
+    out_.enqueue(m, out_.compose([&](std::string& out) {
+        render(out, Said{Said::Kind::join, room.name, m.nick, {}}, Format::irc, o_.host);
+        if (!room.topic.empty()) {
+            out.append(irc::numeric(o_.host, "332", m.nick, {channel, room.topic}));
+            out.append(irc::numeric(o_.host, "333", m.nick, {channel, room.topic_by, std::to_string(room.topic_at)}, false));
+        }
+        std::vector<std::string> names;
+        for (const auto& member : room.members) names.push_back(member->nick);
+        if (others)
+            for (const auto& [nick, where] : *others)
+                if (chat_key(where) == chat_key(room.name)) names.push_back(nick);
+        irc::append_list(out, ":" + o_.host + " 353 " + m.nick + " = " + channel + " :", names);
+        out.append(irc::numeric(o_.host, "366", m.nick, {channel, "End of /NAMES list"}));
+        std::vector<std::string_view> lines;
+        if (history) {
+            for (const auto& line : *history) lines.push_back(line);
+        } else if (o_.history > 0) {
+            room.history.for_each([&](const MessageRef& line) {
+                std::string_view text = line->text;
+                if (text.ends_with("\r\n")) text.remove_suffix(2);
+                lines.push_back(text);
+            });
+        }
+        if (lines.empty()) return;
+        const std::string from = ":" + o_.host;
+        irc::append_text(out, from, "NOTICE", channel,
+                         "* history of " + channel + ", the last " + std::to_string(lines.size()) +
+                             (lines.size() == 1 ? " line:" : " lines:"));
+        for (auto line : lines) irc::append_text(out, from, "NOTICE", channel, line);
+        irc::append_text(out, from, "NOTICE", channel, "* end of history");
+    }), flush);
 }
 
-void Hub::broadcast_locked(Room& room, const MessageRef& line, const Member* except, FlushList& flush) {
+void Hub::leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush) {
+    Seat* seat = seat_locked(m, room);
+    if (!seat) return;
+    const std::size_t index = seat->index;
+    m.seats.erase(m.seats.begin() + (seat - m.seats.data()));
+    auto& list = room.members;
+    std::swap(list[index], list.back());
+    if (Seat* moved = seat_locked(*list[index], room)) moved->index = index;
+    list.pop_back();
+    if (said) {
+        Rendered r{*said, {}, {}};
+        broadcast_locked(room, r, &m, flush);
+    }
+    if (list.empty()) rooms_.erase(chat_key(room.name));
+}
+
+void Hub::broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush) {
     std::uint64_t n = 0;
     for (auto& member : room.members)
         if (member.get() != except) {
-            out_.enqueue(*member, line, flush);
+            out_.enqueue(*member, rendered(r, member->format), flush);
             ++n;
         }
     deliveries_.fetch_add(n, std::memory_order_relaxed);  // one atomic add per broadcast, not per recipient
+}
+
+void Hub::tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush) {
+    const std::uint64_t mark = ++mark_;
+    m.mark = mark;
+    if (self) out_.enqueue(m, rendered(r, m.format), flush);
+    std::uint64_t n = 0;
+    for (const auto& seat : m.seats)
+        for (auto& member : seat.room->members)
+            if (member->mark != mark) {
+                member->mark = mark;
+                out_.enqueue(*member, rendered(r, member->format), flush);
+                ++n;
+            }
+    deliveries_.fetch_add(n, std::memory_order_relaxed);
 }
 
 void Hub::remember_locked(Room& room, const MessageRef& line) {
     if (o_.history == 0) return;
     if (room.history.full()) room.history.pop();
     room.history.push(line);
+}
+
+void Hub::placed_locked(const Member& m) {
+    if (!mirror_) return;
+    std::string rooms;
+    for (const auto& seat : m.seats) rooms.append(rooms.empty() ? "" : " ").append(seat.room->name);
+    mirror_->placed(m.nick, rooms);
 }
 
 }  // namespace coserve::services::chat

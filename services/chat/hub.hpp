@@ -14,6 +14,7 @@
 #include "../protocols.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,8 @@ struct Room {
     std::string name;
     std::vector<std::shared_ptr<Member>> members;
     Ring<MessageRef> history;
+    std::string topic, topic_by;  // shared by line and IRC members; kept while the room has members
+    std::int64_t topic_at = 0;    // seconds since the epoch
 };
 
 // Other daemons' members, as /who and /rooms count them: (nick, room).
@@ -41,9 +44,11 @@ public:
     virtual ~HubMirror() = default;
     virtual void name_taken(std::string_view nick) = 0;     // a member has this name now
     virtual void name_released(std::string_view nick) = 0;  // ... no longer
-    virtual void placed(std::string_view nick, std::string_view room) = 0;  // before the join is heard
-    virtual void unplaced(std::string_view nick) = 0;                       // before the leave is heard
-    // kind: msg, me, join, leave (text: the notice), nick (nick: the new name, text: the old).
+    // The rooms a member is in now, separated by spaces ("" for none):
+    // before a join is heard, and before a leave is heard.
+    virtual void placed(std::string_view nick, std::string_view rooms) = 0;
+    // kind: msg, me, notice, join, leave (text: the notice), nick (nick: the
+    // new name, text: the old), topic.
     virtual void event(std::string_view kind, std::string_view room, std::string_view nick, std::string_view text) = 0;
     virtual void remember(std::string_view room, const MessageRef& line) = 0;  // a line for the room's history
 };
@@ -52,6 +57,21 @@ struct HubOptions {
     std::string room = "lobby";  // where a newcomer starts
     std::size_t history = 20;    // lines a room keeps for newcomers
     std::size_t max_clients = 1000;
+    std::string host = "coserve";     // irc_server_name: IRC's server name and the host of every prefix
+    std::size_t max_channels = 20;    // irc_max_channels: rooms one IRC member may be in
+};
+
+// What IRC's NAMES, WHO, LIST and WHOIS show, copied out under the lock.
+struct RoomView {
+    std::string name, topic, topic_by;
+    std::int64_t topic_at = 0;
+    std::vector<std::string> nicks;  // this daemon's members, then the others'
+    std::vector<std::string> away;   // per nick: AWAY text ("" here, or not known)
+};
+struct UserView {
+    std::string nick, away;
+    Format format = Format::line;
+    std::vector<std::string> rooms;
 };
 
 class Hub {
@@ -59,37 +79,71 @@ public:
     Hub(HubOptions o, Delivery& out) : o_(std::move(o)), out_(out) {}
     Hub(const Hub&) = delete;
     void set_mirror(HubMirror* mirror) { mirror_ = mirror; }  // before the first member
+    const HubOptions& options() const noexcept { return o_; }
 
     // A newcomer: a name (`guest` if given and free here, else the process's
     // next guestN), the start room, the welcome, the room's history
     // (`history`, oldest first, or this daemon's when null). False when full.
     bool admit(const std::shared_ptr<Member>& m, const std::string& guest, const std::vector<std::string>* history,
                FlushList& flush);
-    // Out of its room and of the names; the room hears `notice` ("left", ...).
-    void remove(Member& m, std::string_view notice, FlushList& flush);
-    // A line (or an action, "/me") of `m` to its room.
+    // An IRC client at registration: its name, in no room yet.
+    enum class Admission { ok, taken, full };
+    Admission admit_named(const std::shared_ptr<Member>& m, const std::string& nick);
+    // Out of its rooms and of the names; line members hear `notice` ("left",
+    // ...), IRC members a QUIT with `reason` (empty: the notice), once each.
+    void remove(Member& m, std::string_view notice, FlushList& flush, std::string_view reason = {});
+    // A line (or an action, "/me") of a line member to its room.
     void say(Member& m, bool action, std::string_view text, FlushList& flush);
-    // A private message to a member of this daemon; false if there is none of that name.
-    bool private_message(Member& from, std::string_view to, std::string_view text, FlushList& flush);
+    // An IRC member's PRIVMSG (msg, me) or NOTICE to one of its rooms.
+    enum class Sent { ok, no_such_room, not_in_room };
+    Sent say_in(Member& m, std::string_view room, Said::Kind kind, std::string_view text, FlushList& flush);
+    // A private message (msg, me or notice) to a member of this daemon:
+    // nullopt if there is none of that name, else the recipient's AWAY text.
+    std::optional<std::string> private_message(Member& from, std::string_view to, Said::Kind kind,
+                                               std::string_view text, FlushList& flush);
 
     // The checks: an error line to reply, or "" when the command may go on.
     std::string nick_error(const Member& m, std::string_view name);
     std::string join_error(const Member& m, std::string_view room);
+    bool name_free(const Member& m, std::string_view name);
     // Applied after the checks (and the cluster's answer): false if the
-    // name was taken here meanwhile, or the member has left.
+    // name was taken here meanwhile, or a line member has left its room.
     bool rename(Member& m, const std::string& name, FlushList& flush);
-    // False if `m` left or is in `room` already.
+    // A line member's /join: false if `m` left or is in `room` already.
     bool move(const std::shared_ptr<Member>& m, const std::string& room, const std::vector<std::string>* history,
               FlushList& flush);
+    // An IRC member's JOIN: its own JOIN, the topic, the names (with
+    // `others`' members of the room) and the history (as notices), then
+    // the room hears it.
+    enum class Joined { ok, already, too_many };
+    Joined join(const std::shared_ptr<Member>& m, const std::string& room, const std::vector<std::string>* history,
+                const Others* others, FlushList& flush);
+    // An IRC member's PART; JOIN 0 parts every room.
+    enum class Parted { ok, no_such_room, not_in_room };
+    Parted part(Member& m, std::string_view room, std::string_view reason, FlushList& flush);
+    void part_all(Member& m, FlushList& flush);
+    // A topic set by a member of the room (IRC's TOPIC, the line users' /topic).
+    Parted set_topic(Member& m, std::string_view room, std::string_view topic, FlushList& flush);
+    static constexpr std::size_t max_topic = 300;  // bytes; longer topics are cut (TOPICLEN)
+    // A line member's /topic: shows its room's topic, or sets it.
+    void line_topic(Member& m, std::string_view topic, FlushList& flush);
+    void set_away(Member& m, std::string away);
     // /who or /rooms: this daemon's members and `others` (null: none).
     void tell_members(Member& m, ChatCommand::Kind kind, const Others* others, FlushList& flush);
+
+    // Views for IRC's queries; `others` adds other daemons' members.
+    std::optional<RoomView> room_view(std::string_view room, const Others* others);
+    std::vector<RoomView> room_list(const Others* others);  // every room, topics and counts (LIST)
+    std::optional<UserView> user_view(std::string_view nick);
+    // The rooms `m` is in, with the '#', separated by spaces.
+    std::string channels_of(const Member& m);
 
     // From the cluster: an event in a room, a private message for a member here.
     void deliver(const ChatEvent& e, FlushList& flush);
     void deliver_private(std::string_view to_key, std::string_view from, std::string_view text, FlushList& flush);
     // A notice to everyone; `down` also goes to each newcomer until `restored`.
     void link_state(bool up, FlushList& flush);
-    // (nick, room) of every member here.
+    // (nick, rooms separated by spaces) of every member here in a room.
     Others placements();
 
     std::uint64_t clients() const noexcept { return clients_.load(std::memory_order_relaxed); }
@@ -100,12 +154,26 @@ public:
     static constexpr std::string_view link_restored_notice = "* notice: cluster link restored";
 
 private:
+    // An event rendered at most once per format, on first need.
+    struct Rendered {
+        const Said& said;
+        MessageRef line, irc;
+    };
+    const MessageRef& rendered(Rendered& r, Format f);
     Room& room_locked(const std::string& name);
+    Room* find_room_locked(std::string_view name);
+    Seat* seat_locked(Member& m, const Room& room);
     void enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcome, const std::vector<std::string>* history,
                       FlushList& flush);
-    void leave_room_locked(Member& m, std::string_view notice, FlushList& flush);
-    void broadcast_locked(Room& room, const MessageRef& line, const Member* except, FlushList& flush);
+    void irc_welcome_locked(Member& m, Room& room, const std::vector<std::string>* history, const Others* others,
+                            FlushList& flush);
+    // Out of one room; the room hears `said` (a part) unless it is null.
+    void leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush);
+    void broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush);
+    // Everyone who shares a room with `m` (and `m` itself when `self`), once.
+    void tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush);
     void remember_locked(Room& room, const MessageRef& line);
+    void placed_locked(const Member& m);
 
     HubOptions o_;
     Delivery& out_;
@@ -113,6 +181,7 @@ private:
     std::mutex mutex_;
     std::map<std::string, std::unique_ptr<Room>> rooms_;  // by chat_key(name), so /rooms is sorted
     std::unordered_map<std::string, Member*> nicks_;       // by chat_key(nick)
+    std::uint64_t mark_ = 0;                               // the last Member::mark handed out
     bool link_down_ = false;                               // members have been told the link is down
     std::atomic<std::uint64_t> clients_{0}, messages_{0}, deliveries_{0};
 };

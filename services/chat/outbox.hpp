@@ -15,6 +15,7 @@
 #pragma once
 
 #include "message.hpp"
+#include "said.hpp"
 
 #include <coserve/connection.hpp>
 #include <coserve/token_bucket.hpp>
@@ -35,14 +36,29 @@ namespace coserve::services::chat {
 
 struct Room;
 
+// A member's place in a room: the room, and its position in room->members.
+struct Seat {
+    Room* room;
+    std::size_t index;
+};
+
 struct Member : std::enable_shared_from_this<Member> {
-    Member(boost::asio::any_io_executor ex, std::size_t max_queue) : executor(ex), queue(max_queue), wake(ex), done(ex) {}
+    Member(boost::asio::any_io_executor ex, std::size_t max_queue, Format f = Format::line)
+        : executor(ex), format(f), queue(max_queue), wake(ex), done(ex) {}
 
     boost::asio::any_io_executor executor;
+    const Format format;  // how it reads what the hub sends
     // The hub's, guarded by the hub's mutex.
     std::string nick;
-    Room* room = nullptr;
-    std::size_t index = 0;  // position in room->members
+    std::vector<Seat> seats;  // the rooms it is in, in the order joined (a line member: at most one)
+    std::uint64_t mark = 0;   // already told of an event that spans rooms (a quit, a nick change)
+    std::string away;         // IRC: AWAY's text (empty: here)
+    // IRC's ping: when the reader last heard from the client (steady clock,
+    // ns) and when the sweep pinged it (0: not waiting for a PONG).
+    std::atomic<std::int64_t> heard{0};
+    std::int64_t pinged = 0;  // irc_sweep's own
+    std::atomic<bool> ping_timeout{false};  // ended by the ping timeout
+    Room* room() const noexcept { return seats.empty() ? nullptr : seats.front().room; }
     // The outbox, guarded by `mutex`. Any thread may send, under the lock,
     // while `connection` is set (Connection::try_send).
     std::mutex mutex;
@@ -73,6 +89,14 @@ class Delivery {
 public:
     // Lines the server starts end in CRLF; a reply to a line ends as that line did.
     MessageRef make(std::initializer_list<std::string_view> parts, std::string_view eol = "\r\n");
+    // A message written by `fill(std::string&)` (its line endings included).
+    template <class F>
+    MessageRef compose(F&& fill) {
+        MessageRef m(pool_.acquire());
+        m->text.clear();
+        fill(m->text);
+        return m;
+    }
     // Queues `m` for `member` (sent at the next flush); drops the member if its queue is full.
     void enqueue(Member& member, const MessageRef& m, FlushList& flush);
     void tell(Member& member, std::initializer_list<std::string_view> parts, FlushList& flush) {

@@ -16,6 +16,7 @@ namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
 
 asio::awaitable<void> Chat::serve(Connection& c) {
+    if (c.front_end() == "irc") co_return co_await serve_irc(c);
     auto m = std::make_shared<Member>(c.executor(), o_.max_queue);
     {
         std::lock_guard lock(m->mutex);
@@ -127,7 +128,7 @@ asio::awaitable<void> Chat::pace(Member& m, asio::steady_timer& timer, FlushList
 // a last line, best effort: it is not reading. True for such a member.
 asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& m, bool quitting, FlushList& pending) {
     const bool slow = m->too_slow;
-    if (!quitting) hub_.remove(*m, slow ? "left (too slow)" : "left", pending);
+    if (!quitting) hub_.remove(*m, slow ? "left (too slow)" : m->ping_timeout ? "left (ping timeout)" : "left", pending);
     out_.flush(pending);  // after /quit this sends "* bye"
     {
         std::lock_guard lock(m->mutex);

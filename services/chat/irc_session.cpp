@@ -1,0 +1,237 @@
+// chat for IRC clients: one client's session. Registration (CAP, PASS, NICK,
+// USER), then the read loop; the member, its outbox, writer, rate limit and
+// leave are the line protocol's (session.cpp). The commands: irc_commands.cpp.
+#include "chat.hpp"
+
+#include <coserve/lines.hpp>
+#include <coserve/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/this_coro.hpp>
+
+namespace coserve::services::chat {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void Chat::irc_reply(Member& m, std::string text, FlushList& pending) {
+    out_.enqueue(m, out_.compose([&](std::string& out) { out = std::move(text); }), pending);
+}
+
+void Chat::irc_numeric(Member& m, std::string_view code, std::initializer_list<std::string_view> params,
+                       FlushList& pending, bool trailing) {
+    const std::string_view nick = m.nick.empty() ? std::string_view("*") : std::string_view(m.nick);
+    irc_reply(m, irc::numeric(o_.hub.host, code, nick, params, trailing), pending);
+}
+
+asio::awaitable<void> Chat::serve_irc(Connection& c) {
+    auto m = std::make_shared<Member>(c.executor(), o_.max_queue, Format::irc);
+    {
+        std::lock_guard lock(m->mutex);
+        m->connection = &c;
+        m->encrypted = c.encrypted();
+    }
+    m->bucket = TokenBucket(o_.rate, clock::now());
+    m->heard = now_ns();
+    const auto asking = directory_.asking(m->executor);
+    IrcClient client;
+    FlushList pending;
+    bool quitting = false;
+    std::exception_ptr failure;
+    start_writer(c, m);
+    ++irc_clients_;
+    try {
+        co_await irc_read(c, m, asking.get(), client, quitting, pending);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await asio::this_coro::throw_if_cancelled(false);
+    {
+        std::lock_guard lock(irc_mutex_);
+        irc_members_.erase(m.get());
+    }
+    --irc_clients_;
+    if (m->ping_timeout) failure = nullptr;  // closed by us, as intended
+    const bool slow = co_await leave(c, m, quitting, pending);
+    if (!slow && failure && !quitting) std::rethrow_exception(failure);
+    if (!slow) c.shutdown_send();
+}
+
+asio::awaitable<void> Chat::irc_read(Connection& c, const std::shared_ptr<Member>& m, Asking* asking,
+                                     IrcClient& client, bool& quitting, FlushList& pending) {
+    LineReader lines(c, irc::max_line - 2, Duration::zero(), false);
+    asio::steady_timer pacer(m->executor);
+    std::size_t since_flush = 0;
+    while (!quitting && !m->dead) {
+        if (!pending.empty() && (!lines.ready() || ++since_flush >= 64)) {
+            co_await out_.flush_sliced(pending);
+            since_flush = 0;
+        }
+        Line line = co_await lines.next();
+        if (line.kind == Line::Kind::end || m->dead) break;
+        m->heard.store(now_ns(), std::memory_order_relaxed);
+        if (line.kind == Line::Kind::too_long) {
+            irc_numeric(*m, "417", {"Input line was too long"}, pending);
+            continue;
+        }
+        const auto msg = irc::parse(line.text);
+        if (!msg) continue;  // an empty line is ignored, as servers do
+        if (client.registered && o_.rate.limited() && !m->bucket.take(o_.rate, clock::now()))
+            co_await pace(*m, pacer, pending);
+        if (client.registered) co_await irc_command(m, asking, client, *msg, quitting, pending);
+        else co_await irc_register(m, asking, client, *msg, quitting, pending);
+    }
+}
+
+// Before registration only CAP, PASS, NICK, USER, PING, PONG and QUIT are
+// taken; anything else gets 451 (irssi probes for CAP with "JOIN :" and
+// waits for exactly that). Registration completes once NICK and USER are in
+// and no CAP negotiation is open.
+asio::awaitable<void> Chat::irc_register(const std::shared_ptr<Member>& m, Asking* asking, IrcClient& client,
+                                         const irc::Message& msg, bool& quitting, FlushList& pending) {
+    Member& self = *m;
+    if (msg.is("CAP")) {
+        if (msg.param(0) == "LS") {
+            client.cap = true;
+            irc_reply(self, ":" + o_.hub.host + " CAP * LS :\r\n", pending);
+        } else if (msg.param(0) == "REQ") {
+            client.cap = true;
+            irc_reply(self, ":" + o_.hub.host + " CAP * NAK :" + std::string(msg.param(1)) + "\r\n", pending);
+        } else if (msg.param(0) == "LIST") {
+            irc_reply(self, ":" + o_.hub.host + " CAP * LIST :\r\n", pending);
+        } else if (msg.param(0) == "END") {
+            client.cap = false;
+        } else {
+            irc_numeric(self, "410", {msg.param(0).empty() ? std::string_view("*") : msg.param(0), "Invalid CAP command"},
+                        pending);
+        }
+    } else if (msg.is("PASS")) {
+        if (msg.count == 0) co_return irc_numeric(self, "461", {"PASS", "Not enough parameters"}, pending);
+        client.pass = o_.irc->password.empty() || msg.param(0) == o_.irc->password;
+    } else if (msg.is("NICK")) {
+        if (msg.count == 0 || msg.param(0).empty()) co_return irc_numeric(self, "431", {"No nickname given"}, pending);
+        if (!valid_chat_name(msg.param(0))) co_return irc_numeric(self, "432", {msg.param(0), "Erroneous nickname"}, pending);
+        if (!hub_.name_free(self, msg.param(0)))
+            co_return irc_numeric(self, "433", {msg.param(0), "Nickname is already in use"}, pending);
+        client.nick = msg.param(0);
+    } else if (msg.is("USER")) {
+        if (msg.count < 4) co_return irc_numeric(self, "461", {"USER", "Not enough parameters"}, pending);
+        client.user = msg.param(0);
+    } else if (msg.is("PING")) {
+        if (msg.count == 0) co_return irc_numeric(self, "409", {"No origin specified"}, pending);
+        co_return irc_reply(self, ":" + o_.hub.host + " PONG " + o_.hub.host + " :" + std::string(msg.param(0)) + "\r\n",
+                            pending);
+    } else if (msg.is("QUIT")) {
+        irc_reply(self, "ERROR :Closing Link: (Quit: " + irc::clean(irc::fit(msg.param(0), 300)) + ")\r\n", pending);
+        quitting = true;
+        co_return;
+    } else if (!msg.is("PONG")) {
+        co_return irc_numeric(self, "451", {"You have not registered"}, pending);
+    }
+    if (client.nick.empty() || client.user.empty() || client.cap) co_return;
+    if (!o_.irc->password.empty() && !client.pass) {
+        irc_numeric(self, "464", {"Password incorrect"}, pending);
+        irc_reply(self, "ERROR :Closing Link: (Bad password)\r\n", pending);
+        quitting = true;
+        co_return;
+    }
+    // The name, across daemons first (a cluster), then here.
+    const std::string nick = client.nick;
+    if (!co_await directory_.claim(asking, nick)) {
+        client.nick.clear();
+        co_return irc_numeric(self, "433", {nick, "Nickname is already in use"}, pending);
+    }
+    switch (hub_.admit_named(m, nick)) {
+    case Hub::Admission::ok:
+        break;
+    case Hub::Admission::taken:
+        directory_.release(nick);
+        client.nick.clear();
+        co_return irc_numeric(self, "433", {nick, "Nickname is already in use"}, pending);
+    case Hub::Admission::full:
+        directory_.release(nick);
+        irc_reply(self, "ERROR :Closing Link: (chat is full, " + std::to_string(o_.hub.max_clients) + " clients)\r\n",
+                  pending);
+        quitting = true;
+        co_return;
+    }
+    client.registered = true;
+    {
+        std::lock_guard lock(irc_mutex_);
+        irc_members_.emplace(m.get(), m);
+    }
+    irc_welcome(self, pending);
+}
+
+// 001-005, the LUSERS numerics, then the MOTD or 422.
+void Chat::irc_welcome(Member& m, FlushList& pending) {
+    const std::string& host = o_.hub.host;
+    const std::string version = std::string("coserve-") + COSERVE_VERSION_STRING;
+    irc_numeric(m, "001", {"Welcome to the " + host + " IRC network, " + m.nick}, pending);
+    irc_numeric(m, "002", {"Your host is " + host + ", running version " + version}, pending);
+    irc_numeric(m, "003", {"This server was created " + irc_created_}, pending);
+    irc_numeric(m, "004", {host, version, "i", "bn"}, pending, false);
+    irc_numeric(m, "005",
+                {"CASEMAPPING=ascii", "CHANTYPES=#", "CHANNELLEN=33", "NICKLEN=32", "TOPICLEN=300", "AWAYLEN=300",
+                 "PREFIX=", "CHANMODES=b,,,n", "CHANLIMIT=#:" + std::to_string(o_.hub.max_channels),
+                 "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,NAMES:1,WHOIS:1", "NETWORK=" + host,
+                 "are supported by this server"},
+                pending);
+    const auto users = std::to_string(hub_.clients());
+    irc_numeric(m, "251", {"There are " + users + " users and 0 invisible on 1 servers"}, pending);
+    irc_numeric(m, "254", {std::to_string(hub_.room_list(nullptr).size()), "channels formed"}, pending);
+    irc_numeric(m, "255", {"I have " + users + " clients and 0 servers"}, pending);
+    irc_motd(m, pending);
+}
+
+void Chat::irc_motd(Member& m, FlushList& pending) {
+    if (!o_.irc->motd) return irc_numeric(m, "422", {"MOTD File is missing"}, pending);
+    irc_numeric(m, "375", {"- " + o_.hub.host + " Message of the day - "}, pending);
+    for (const auto& line : *o_.irc->motd) irc_numeric(m, "372", {"- " + line}, pending);
+    irc_numeric(m, "376", {"End of /MOTD command."}, pending);
+}
+
+// A coarse sweep instead of a timer per session: a member silent for
+// irc_ping gets a PING; one still silent irc_ping after it is closed.
+asio::awaitable<void> Chat::irc_sweep() {
+    const auto ping = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.irc->ping).count();
+    const auto period = std::clamp<Duration>(o_.irc->ping / 4, std::chrono::milliseconds(10), std::chrono::seconds(5));
+    const std::string line = "PING :" + o_.hub.host + "\r\n";
+    for (;;) {
+        irc_timer_->expires_after(period);
+        auto [ec] = co_await irc_timer_->async_wait(asio::as_tuple(asio::deferred));
+        if (ec) co_return;
+        const auto now = now_ns();
+        std::vector<std::shared_ptr<Member>> members;
+        {
+            std::lock_guard lock(irc_mutex_);
+            for (const auto& [key, member] : irc_members_) members.push_back(member);
+        }
+        FlushList flush;
+        for (const auto& member : members) {
+            const auto heard = member->heard.load(std::memory_order_relaxed);
+            if (member->pinged != 0 && heard > member->pinged) member->pinged = 0;  // it answered
+            if (member->pinged == 0 && now - heard >= ping) {
+                member->pinged = now;
+                out_.enqueue(*member, out_.compose([&](std::string& out) { out = line; }), flush);
+            } else if (member->pinged != 0 && now - member->pinged >= ping) {
+                ++irc_ping_timeouts_;
+                member->ping_timeout = true;
+                out_.kill(*member);
+            }
+        }
+        out_.flush(flush);
+    }
+}
+
+}  // namespace coserve::services::chat
