@@ -4,6 +4,7 @@
 #include <coserve/log.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
 #include <ctime>
 #include <fstream>
@@ -35,8 +36,8 @@ Chat::Chat(ChatOptions o)
 void Chat::start(const boost::asio::any_io_executor& executor) {
     if (cluster_) cluster_->start(executor);
     if (o_.irc) {
-        irc_timer_ = std::make_unique<boost::asio::steady_timer>(executor);
-        boost::asio::co_spawn(executor, irc_sweep(), [name = o_.name](std::exception_ptr e) {
+        irc_timer_ = std::make_shared<boost::asio::steady_timer>(executor);
+        boost::asio::co_spawn(executor, irc_sweep(irc_timer_), [name = o_.name](std::exception_ptr e) {
             if (!e) return;
             try {
                 std::rethrow_exception(e);
@@ -49,7 +50,8 @@ void Chat::start(const boost::asio::any_io_executor& executor) {
 
 void Chat::stop() {
     if (cluster_) cluster_->stop();
-    if (irc_timer_) irc_timer_->cancel();
+    if (auto timer = std::exchange(irc_timer_, nullptr))
+        boost::asio::post(timer->get_executor(), [timer] { timer->cancel(); });
 }
 
 void Chat::metrics(MetricsWriter& w) const {

@@ -86,7 +86,7 @@ private:
     void irc_motd(Member& m, FlushList& pending);
     // Every irc_ping/4, the registered IRC members: a PING for the silent,
     // the end for those that did not answer it.
-    boost::asio::awaitable<void> irc_sweep();
+    boost::asio::awaitable<void> irc_sweep(std::shared_ptr<boost::asio::steady_timer> timer);
     // Lines from the server to an IRC member.
     void irc_reply(Member& m, std::string text, FlushList& pending);
     void irc_numeric(Member& m, std::string_view code, std::initializer_list<std::string_view> params,
@@ -107,7 +107,9 @@ private:
     // The registered IRC members, for irc_sweep.
     std::mutex irc_mutex_;
     std::unordered_map<Member*, std::shared_ptr<Member>> irc_members_;
-    std::unique_ptr<boost::asio::steady_timer> irc_timer_;
+    // irc_sweep's, shared with it: stop() lets go of it and has it cancelled
+    // on its own executor.
+    std::shared_ptr<boost::asio::steady_timer> irc_timer_;
     std::atomic<std::uint64_t> irc_clients_{0}, irc_ping_timeouts_{0};
     const std::string irc_created_;  // when the service was built, for 003
 };

@@ -49,7 +49,8 @@ void Chat::handle(const std::shared_ptr<Member>& self, const ChatCommand& cmd, b
         hub_.line_topic(m, cmd.text, flush);
         break;
     case K::quit:
-        hub_.remove(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush);
+        hub_.remove(m, cmd.text.empty() ? std::string("left") : "left (" + std::string(cmd.text) + ")", flush,
+                    cmd.text.empty() ? std::string("Quit") : "Quit: " + std::string(cmd.text));
         out_.reply(m, {"* bye"}, flush);
         quitting = true;
         break;

@@ -203,13 +203,13 @@ void Chat::irc_motd(Member& m, FlushList& pending) {
 
 // A coarse sweep instead of a timer per session: a member silent for
 // irc_ping gets a PING; one still silent irc_ping after it is closed.
-asio::awaitable<void> Chat::irc_sweep() {
+asio::awaitable<void> Chat::irc_sweep(std::shared_ptr<asio::steady_timer> timer) {
     const auto ping = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.irc->ping).count();
     const auto period = std::clamp<Duration>(o_.irc->ping / 4, std::chrono::milliseconds(10), std::chrono::seconds(5));
     const std::string line = "PING :" + o_.hub.host + "\r\n";
     for (;;) {
-        irc_timer_->expires_after(period);
-        auto [ec] = co_await irc_timer_->async_wait(asio::as_tuple(asio::deferred));
+        timer->expires_after(period);
+        auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::deferred));
         if (ec) co_return;
         const auto now = now_ns();
         std::vector<std::shared_ptr<Member>> members;
