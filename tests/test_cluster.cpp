@@ -444,3 +444,53 @@ TEST_CASE("cluster: 1000 clients through haproxy over two daemons in one room ge
     CHECK(extra == 0);
     ::unlink(cfg_path);
 }
+
+TEST_CASE("cluster: an IRC user on one daemon and a line user on the other share a room through redis") {
+    TwoDaemons cluster({}, "irc = 127.0.0.1:0\n");
+    auto& [redis, prefix, a, b] = cluster;
+    auto bob = member(b, "bob");
+    bob->send_line("from before");
+    CHECK(bob->quiet_for(200ms));
+    LineClient ann(a.server().endpoints("chat", "irc").at(0));
+    // The name is checked across daemons: bob is b's.
+    ann.send("NICK BOB\r\nUSER ann 0 * :Ann\r\n");
+    CHECK(ann.line() == ":coserve 433 * BOB :Nickname is already in use");
+    ann.send("NICK ann\r\n");
+    CHECK(ann.line() == ":coserve 001 ann :Welcome to the coserve IRC network, ann");
+    while (ann.line() != ":coserve 422 ann :MOTD File is missing") {
+    }
+    ann.send("JOIN #lobby\r\n");
+    CHECK(ann.line() == ":ann!ann@coserve JOIN #lobby");
+    CHECK(ann.line() == ":coserve 353 ann = #lobby :ann bob");  // bob from redis
+    CHECK(ann.line() == ":coserve 366 ann #lobby :End of /NAMES list");
+    CHECK(ann.line() == ":coserve NOTICE #lobby :* history of #lobby, the last 1 line:");
+    CHECK(ann.line() == ":coserve NOTICE #lobby :<bob> from before");  // history from redis
+    CHECK(ann.line() == ":coserve NOTICE #lobby :* end of history");
+    CHECK(bob->line() == "* ann joined #lobby");
+    ann.send("PRIVMSG #lobby :hello across\r\nPRIVMSG #lobby :\1ACTION waves\1\r\nPRIVMSG bob :psst\r\n");
+    CHECK(next_said(*bob) == "<ann> hello across");
+    CHECK(next_said(*bob) == "* ann waves");
+    CHECK(next_said(*bob) == "<ann> (private) psst");
+    bob->send_line("hi ann");
+    CHECK(ann.line() == ":bob!bob@coserve PRIVMSG #lobby :hi ann");
+    bob->send_line("/me bows");
+    CHECK(ann.line() == ":bob!bob@coserve PRIVMSG #lobby :\1ACTION bows\1");
+    bob->send_line("/msg ann back");
+    CHECK(ann.line() == ":bob!bob@coserve PRIVMSG ann :back");
+    ann.send("TOPIC #lobby :shared\r\n");
+    CHECK(ann.line() == ":ann!ann@coserve TOPIC #lobby :shared");
+    CHECK(next_said(*bob) == "* ann set the topic of #lobby: shared");
+    ann.send("WHOIS bob\r\n");
+    CHECK(ann.line() == ":coserve 311 ann bob bob coserve * :bob");
+    CHECK(ann.line() == ":coserve 319 ann bob :#lobby");
+    bob->send_line("/who");
+    CHECK(next_said(*bob) == "* 2 in #lobby: ann, bob");
+    bob->send_line("/nick robert");
+    CHECK(next_said(*bob) == "* you are now known as robert");
+    std::string l;
+    do l = ann.line();
+    while (!l.ends_with("NICK robert"));
+    CHECK(l == ":bob!bob@coserve NICK robert");
+    ann.send("QUIT :bye\r\n");
+    CHECK(next_said(*bob) == "* ann left (bye)");
+}

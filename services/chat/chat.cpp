@@ -67,6 +67,12 @@ void Chat::metrics(MetricsWriter& w) const {
           static_cast<double>(rate_delayed_.load()));
     w.add("chat_rate_delay_seconds_total", "counter", "Time clients' reading was paused by the rate limit.",
           static_cast<double>(rate_delay_ns_.load()) / 1e9);
+    if (o_.irc) {
+        w.add("chat_irc_connections", "gauge", "Connections on the IRC front-end (registered or not).",
+              static_cast<double>(irc_clients_.load()));
+        w.add("chat_irc_ping_timeouts_total", "counter", "IRC clients closed for not answering PING within irc_ping.",
+              static_cast<double>(irc_ping_timeouts_.load()));
+    }
     if (cluster_) cluster_->metrics(w);
 }
 
