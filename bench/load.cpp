@@ -19,10 +19,12 @@
 //       byte on each and counts those that answer.
 //   coserve-bench chat --port P --members N --senders K --seconds T
 //       [--stalled 1] [--window W] [--format coserve|ncat] [--from ADDR] [--nick 0]
-//       [--ready FILE]
+//       [--ready FILE] [--irc-port Q]
 //       N chat members (K of them send numbered, timestamped lines, at most W
 //       of their lines not yet delivered to everyone), optionally one more
-//       member that never reads; deliveries/s, lost lines, latency.
+//       member that never reads; deliveries/s, lost lines, latency. With
+//       --irc-port, every second member (the odd ones) is an IRC client on
+//       port Q, in #lobby (coserved's IRC front-end).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -377,11 +379,17 @@ int chat() {
         return n;
     };
     const bool nick = arg("nick", 1) != 0;
+    const int irc_port = static_cast<int>(arg("irc-port", 0));
+    auto is_irc = [&](long i) { return irc_port != 0 && i % 2 == 1; };
     for (long i = 0; i < members; ++i) {
         Member& m = ms[static_cast<std::size_t>(i)];
-        m.fd = connect_to(port, from.empty() ? sources[i % 8] : from.c_str());
+        m.fd = connect_to(is_irc(i) ? irc_port : port, from.empty() ? sources[i % 8] : from.c_str());
         m.last.assign(static_cast<std::size_t>(senders), 0);
-        if (!ncat && nick) {
+        if (is_irc(i)) {
+            const std::string n = "m" + std::to_string(i);
+            const std::string lines = "NICK " + n + "\r\nUSER " + n + " 0 * :" + n + "\r\nJOIN #lobby\r\n";
+            ::send(m.fd, lines.data(), lines.size(), MSG_NOSIGNAL);
+        } else if (!ncat && nick) {
             const std::string line = "/nick m" + std::to_string(i) + "\n";
             ::send(m.fd, line.data(), line.size(), MSG_NOSIGNAL);
         }
@@ -412,7 +420,8 @@ int chat() {
         while (next_seq[static_cast<std::size_t>(s)] - 1 - complete[static_cast<std::size_t>(s)] < window && Clock::now() < end) {
             const long seq = next_seq[static_cast<std::size_t>(s)]++;
             pending[static_cast<std::size_t>(s)][seq] = 0;
-            m.out += "L " + std::to_string(s) + " " + std::to_string(seq) + " " + std::to_string(now_ns()) + "\n";
+            m.out += (is_irc(s) ? "PRIVMSG #lobby :L " : "L ") + std::to_string(s) + " " + std::to_string(seq) + " " +
+                     std::to_string(now_ns()) + "\n";
         }
         while (!m.out.empty()) {
             const ssize_t w = ::send(m.fd, m.out.data(), m.out.size(), MSG_NOSIGNAL);
@@ -438,7 +447,9 @@ int chat() {
                 std::string_view line(m.in.data() + pos, lf - pos);
                 pos = lf + 1;
                 // "<nick> L s seq ts"; ncat prefixes a chunk, not each line, so a
-                // line may also start with "L ". Notices have neither.
+                // line may also start with "L ". IRC: ":nick!nick@host PRIVMSG
+                // #lobby :L s seq ts". Notices have neither.
+                if (const auto irc = line.find(" PRIVMSG #lobby :L "); irc != std::string_view::npos) line.remove_prefix(irc + 17);
                 const auto at = line.starts_with("L ") ? std::string_view::npos - 1 : line.find(" L ");
                 if (at == std::string_view::npos) continue;
                 long s = 0, seq = 0;
