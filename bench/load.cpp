@@ -420,8 +420,9 @@ int chat() {
         while (next_seq[static_cast<std::size_t>(s)] - 1 - complete[static_cast<std::size_t>(s)] < window && Clock::now() < end) {
             const long seq = next_seq[static_cast<std::size_t>(s)]++;
             pending[static_cast<std::size_t>(s)][seq] = 0;
-            m.out += (is_irc(s) ? "PRIVMSG #lobby :L " : "L ") + std::to_string(s) + " " + std::to_string(seq) + " " +
-                     std::to_string(now_ns()) + "\n";
+            m.out.append(is_irc(s) ? "PRIVMSG #lobby :L " : "L ");
+            m.out.append(std::to_string(s)).append(" ").append(std::to_string(seq)).append(" ");
+            m.out.append(std::to_string(now_ns())).append("\n");
         }
         while (!m.out.empty()) {
             const ssize_t w = ::send(m.fd, m.out.data(), m.out.size(), MSG_NOSIGNAL);

@@ -489,7 +489,7 @@ void Hub::enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcom
 // members say live (irssi: "-coserve:#lobby- <ann> hello").
 void Hub::irc_welcome_locked(Member& m, Room& room, const std::vector<std::string>* history, const Others* others,
                              FlushList& flush) {
-    const std::string channel = "#" + room.name;
+    const std::string channel = irc::channel(room.name);
     out_.enqueue(m, out_.compose([&](std::string& out) {
         render(out, Said{Said::Kind::join, room.name, m.nick, {}}, Format::irc, o_.host);
         if (!room.topic.empty()) {

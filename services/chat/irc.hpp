@@ -67,6 +67,9 @@ void append_text(std::string& out, std::string_view prefix, std::string_view com
 // bytes. Nothing for an empty list.
 void append_list(std::string& out, std::string_view head, const std::vector<std::string>& items);
 
+// "#room". (Built by appending: GCC 12 at -O2 warns falsely about "#" + string.)
+std::string channel(std::string_view room);
+
 // ":nick!nick@host", what other users see: never the client's address.
 std::string prefix(std::string_view nick, std::string_view host);
 

@@ -67,7 +67,7 @@ asio::awaitable<void> Chat::irc_command(const std::shared_ptr<Member>& self, Ask
         }
         const auto view = room ? hub_.room_view(*room, nullptr) : std::nullopt;
         if (!view) co_return irc_numeric(m, "403", {msg.param(0), "No such channel"}, pending);
-        const std::string channel = "#" + view->name;
+        const std::string channel = irc::channel(view->name);
         if (view->topic.empty()) co_return irc_numeric(m, "331", {channel, "No topic is set"}, pending);
         irc_numeric(m, "332", {channel, view->topic}, pending);
         co_return irc_numeric(m, "333", {channel, view->topic_by, std::to_string(view->topic_at)}, pending, false);
@@ -90,7 +90,7 @@ asio::awaitable<void> Chat::irc_command(const std::shared_ptr<Member>& self, Ask
         const auto wanted = irc::split_list(msg.param(0));
         irc_numeric(m, "321", {"Channel", "Users  Name"}, pending);
         for (const auto& view : hub_.room_list(others ? &*others : nullptr)) {
-            const std::string channel = "#" + view.name;
+            const std::string channel = irc::channel(view.name);
             if (!wanted.empty() && std::none_of(wanted.begin(), wanted.end(), [&](std::string_view w) {
                     return chat_key(w) == chat_key(channel);
                 }))
@@ -221,14 +221,14 @@ asio::awaitable<void> Chat::irc_who(Member& m, Asking* asking, std::string_view 
     if (const auto room = irc::channel_room(mask)) {
         if (const auto view = hub_.room_view(*room, others ? &*others : nullptr))
             for (std::size_t i = 0; i < view->nicks.size(); ++i)
-                who_line("#" + view->name, view->nicks[i], !view->away[i].empty());
+                who_line(irc::channel(view->name), view->nicks[i], !view->away[i].empty());
     } else if (!mask.empty() && !mask.starts_with('#')) {
         if (const auto user = hub_.user_view(mask)) {
-            who_line(user->rooms.empty() ? "*" : "#" + user->rooms.front(), user->nick, !user->away.empty());
+            who_line(user->rooms.empty() ? "*" : irc::channel(user->rooms.front()), user->nick, !user->away.empty());
         } else if (others) {
             for (const auto& [nick, room] : *others)
                 if (chat_key(nick) == chat_key(mask)) {
-                    who_line("#" + room, nick, false);
+                    who_line(irc::channel(room), nick, false);
                     break;
                 }
         }
@@ -254,7 +254,7 @@ asio::awaitable<void> Chat::irc_whois(Member& m, Asking* asking, std::string_vie
     irc_numeric(m, "311", {user->nick, user->nick, host, "*", user->nick}, pending);
     if (!user->rooms.empty()) {
         std::vector<std::string> channels;
-        for (const auto& room : user->rooms) channels.push_back("#" + room);
+        for (const auto& room : user->rooms) channels.push_back(irc::channel(room));
         std::string out;
         irc::append_list(out, ":" + host + " 319 " + m.nick + " " + user->nick + " :", channels);
         irc_reply(m, std::move(out), pending);
@@ -277,7 +277,7 @@ void Chat::irc_mode(Member& m, IrcClient& client, const irc::Message& msg, Flush
         const auto room = irc::channel_room(target);
         const auto view = room ? hub_.room_view(*room, nullptr) : std::nullopt;
         if (!view) return irc_numeric(m, "403", {target, "No such channel"}, pending);
-        const std::string channel = "#" + view->name;
+        const std::string channel = irc::channel(view->name);
         if (modes.empty()) return irc_numeric(m, "324", {channel, "+n"}, pending, false);
         bool adding = true, listed = false;
         for (char c : modes) {

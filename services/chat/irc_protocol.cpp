@@ -155,6 +155,13 @@ void append_list(std::string& out, std::string_view head, const std::vector<std:
     if (open) out.append("\r\n");
 }
 
+std::string channel(std::string_view room) {
+    std::string c;
+    c.reserve(1 + room.size());
+    c.append("#").append(room);
+    return c;
+}
+
 std::string prefix(std::string_view nick, std::string_view host) {
     std::string p;
     p.reserve(3 + 2 * nick.size() + host.size());

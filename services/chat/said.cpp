@@ -27,7 +27,7 @@ void render_line(std::string& out, const Said& s) {
 
 void render_irc(std::string& out, const Said& s, std::string_view host) {
     const std::string from = irc::prefix(s.kind == K::nick ? s.text : s.nick, host);
-    const std::string channel = "#" + std::string(s.room);
+    const std::string channel = irc::channel(s.room);
     const std::string_view reason = s.reason.empty() ? s.text : s.reason;
     switch (s.kind) {
     case K::msg: return irc::append_text(out, from, "PRIVMSG", channel, s.text);
