@@ -114,20 +114,27 @@ void Server::Impl::adopt_inherited(BoundSockets& pool) {
         const InstanceConfig* ic = nullptr;
         for (const auto& c : config.instances)
             if (c.name == instance && c.options.enabled) ic = &c;
-        if (!ic || (proto != "tcp" && proto != "tls" && proto != "udp"))
+        // The kinds this instance listens with: tcp, tls, a front-end's NAME and NAME_tls, udp.
+        std::vector<detail::Listener> candidates;
+        if (ic)
+            for (const bool stream : {true, false})
+                for (auto& l : detail::listeners(ic->options, stream))
+                    if (l.kind == proto) candidates.push_back(std::move(l));
+        const bool known_kind = proto == "tcp" || proto == "tls" || proto == "udp" || !candidates.empty();
+        if (!ic || !known_kind)
             throw BindError("socket activation: FileDescriptorName=" + s.name +
-                            " names no enabled instance (expected INSTANCE-tcp, INSTANCE-tls or INSTANCE-udp)");
+                            " names no enabled instance (expected INSTANCE-tcp, INSTANCE-tls, INSTANCE-udp or a "
+                            "front-end's INSTANCE-irc, INSTANCE-irc_tls)");
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         if (::getsockname(s.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
             throw BindError("socket activation: " + s.name + ": getsockname: " + std::strerror(errno));
-        const auto& list = proto == "tcp" ? ic->options.tcp : proto == "tls" ? ic->options.tls : ic->options.udp;
         tcp::endpoint bound;
         std::memcpy(bound.data(), &ss, std::min<std::size_t>(len, bound.capacity()));
         bound.resize(len);
         const Endpoint* match = nullptr;
-        for (const auto& e : list)
-            if (same_endpoint(e, bound.address(), bound.port())) match = &e;
+        for (const auto& l : candidates)
+            if (same_endpoint(l.endpoint, bound.address(), bound.port())) match = &l.endpoint;
         if (!match)
             throw BindError("socket activation: " + s.name + " is bound to " + log::format_endpoint(bound) + ", which [" +
                             instance + "] " + proto + " does not list");

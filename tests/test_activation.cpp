@@ -140,3 +140,29 @@ TEST_CASE("socket activation: a descriptor name that matches no instance is refu
     CHECK(slurp(log).find("socket activation: FileDescriptorName=nosuch-tcp names no enabled instance") != std::string::npos);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("socket activation: a front-end's socket (chat-irc) is taken as the irc listener") {
+    char tmpl[] = "/tmp/coserve-activation-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    unsigned short port = 0;
+    const int fd = bound_socket(SOCK_STREAM, port);
+    const std::string config = dir + "/a.ini", log = dir + "/log";
+    std::ofstream(config) << "[server]\nshutdown_grace = 1s\n[chat]\ntcp = 127.0.0.1:0\nirc = 127.0.0.1:" << port << "\n";
+    const pid_t pid = activate(config, log, {fd}, "chat-irc");
+    ::close(fd);
+    REQUIRE(wait_for(log, "service chat: tcp"));
+    CHECK(slurp(log).find("irc 127.0.0.1:" + std::to_string(port) + ": from the service manager (chat-irc)") !=
+          std::string::npos);
+    {
+        LineClient c(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+        c.send("NICK ann\r\nUSER ann 0 * :Ann\r\n");
+        CHECK(c.line() == ":coserve 001 ann :Welcome to the coserve IRC network, ann");
+    }
+    ::kill(pid, SIGTERM);
+    int status = -1;
+    ::waitpid(pid, &status, 0);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    INFO(slurp(log));
+    CHECK(slurp(log).find("error") == std::string::npos);
+    std::filesystem::remove_all(dir);
+}

@@ -264,3 +264,26 @@ TEST_CASE("TLS keys: each mistake that needs no certificate file is one line nam
     CHECK(config_error("[metrics]\nhttps = 127.0.0.1:0\n") ==
           "bad.ini: [metrics] tls_cert: is needed by https (a PEM file: the certificate, then its chain)");
 }
+
+TEST_CASE("chat's IRC keys: each mistake one line naming the key") {
+    CHECK(config_error("[chat]\ntcp = 127.0.0.1:0\nirc_ping = 30s\n") ==
+          "bad.ini: [chat] irc_ping: is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS)");
+    CHECK(config_error("[chat]\nirc = 127.0.0.1:0\nirc_server_name = no spaces\n") ==
+          "bad.ini: [chat] irc_server_name: expected 1-63 of A-Z a-z 0-9 . - _ (a name, not an address clients resolve)");
+    CHECK_THAT(config_error("[chat]\nirc = 127.0.0.1:0\nirc_motd = /nonexistent/motd\n"),
+               Catch::StartsWith("bad.ini: [chat] irc_motd: cannot read /nonexistent/motd"));
+    CHECK(config_error("[chat]\nirc = 127.0.0.1:0\nirc_max_channels = 0\n") ==
+          "bad.ini: [chat] irc_max_channels: expected an integer from 1 to 1000, got \"0\"");
+    CHECK(config_error("[chat]\nirc = 127.0.0.1:0\nirc_password = two words\n") ==
+          "bad.ini: [chat] irc_password: expected at most 100 characters without blanks (a PASS parameter)");
+    CHECK(config_error("[chat]\nirc_tls = 127.0.0.1:0\n") ==
+          "bad.ini: [chat] tls_cert: is needed by irc_tls (a PEM file: the certificate, then its chain)");
+    CHECK(config_error("[echo]\nirc = 127.0.0.1:0\n") == "bad.ini: [echo] irc: unknown key");
+    // An IRC port is a TCP port like any other.
+    CHECK(config_error("[echo]\ntcp = 127.0.0.1:7007\n[chat]\nirc = 127.0.0.1:7007\n") ==
+          "bad.ini: [chat] irc: 127.0.0.1:7007 is already used by [echo] (127.0.0.1:7007)");
+    const auto config = load_config_text("[chat]\nirc = 127.0.0.1:0\nirc_password = sekrit\n");
+    const auto shown = describe(config);
+    CHECK(shown.find("sekrit") == std::string::npos);
+    CHECK(shown.find("irc = 127.0.0.1:0") != std::string::npos);
+}
