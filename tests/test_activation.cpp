@@ -71,6 +71,16 @@ pid_t activate(const std::string& config, const std::string& log, std::vector<in
     return pid;
 }
 
+// SIGTERM: exit status 0, and no error in the log.
+void stop_clean(pid_t pid, const std::string& log) {
+    ::kill(pid, SIGTERM);
+    int status = -1;
+    ::waitpid(pid, &status, 0);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    INFO(slurp(log));
+    CHECK(slurp(log).find("error") == std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("socket activation: inherited sockets are used and survive reloads") {
@@ -116,12 +126,7 @@ TEST_CASE("socket activation: inherited sockets are used and survive reloads") {
         c.send("again");
         CHECK(c.recv_exact(5) == "again");
     }
-    ::kill(pid, SIGTERM);
-    int status = -1;
-    ::waitpid(pid, &status, 0);
-    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-    INFO(slurp(log));
-    CHECK(slurp(log).find("error") == std::string::npos);
+    stop_clean(pid, log);
     std::filesystem::remove_all(dir);
 }
 
@@ -158,11 +163,6 @@ TEST_CASE("socket activation: a front-end's socket (chat-irc) is taken as the ir
         c.send("NICK ann\r\nUSER ann 0 * :Ann\r\n");
         CHECK(c.line() == ":coserve 001 ann :Welcome to the coserve IRC network, ann");
     }
-    ::kill(pid, SIGTERM);
-    int status = -1;
-    ::waitpid(pid, &status, 0);
-    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-    INFO(slurp(log));
-    CHECK(slurp(log).find("error") == std::string::npos);
+    stop_clean(pid, log);
     std::filesystem::remove_all(dir);
 }

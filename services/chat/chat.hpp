@@ -15,6 +15,7 @@
 #include "irc.hpp"
 #include "outbox.hpp"
 
+#include <coserve/lines.hpp>
 #include <coserve/service.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -60,6 +61,7 @@ private:
     boost::asio::awaitable<void> read_lines(Connection& c, const std::shared_ptr<Member>& m, Asking* asking,
                                             bool& quitting, FlushList& pending);
     boost::asio::awaitable<void> pace(Member& m, boost::asio::steady_timer& timer, FlushList& pending);
+    boost::asio::awaitable<void> flush_when_dry(const LineReader& lines, std::size_t& since_flush, FlushList& pending);
     boost::asio::awaitable<bool> leave(Connection& c, const std::shared_ptr<Member>& m, bool quitting, FlushList& pending);
     // irc_session.cpp, irc_commands.cpp
     struct IrcClient {

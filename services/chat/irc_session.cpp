@@ -73,10 +73,7 @@ asio::awaitable<void> Chat::irc_read(Connection& c, const std::shared_ptr<Member
     asio::steady_timer pacer(m->executor);
     std::size_t since_flush = 0;
     while (!quitting && !m->dead) {
-        if (!pending.empty() && (!lines.ready() || ++since_flush >= 64)) {
-            co_await out_.flush_sliced(pending);
-            since_flush = 0;
-        }
+        co_await flush_when_dry(lines, since_flush, pending);
         Line line = co_await lines.next();
         if (line.kind == Line::Kind::end || m->dead) break;
         m->heard.store(now_ns(), std::memory_order_relaxed);

@@ -83,11 +83,7 @@ asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Memb
     const std::string too_long = "* error: line too long (max " + std::to_string(c.options().max_line) + " bytes)";
     std::size_t since_flush = 0;
     while (!quitting && !m->dead) {
-        // Flush when the input runs dry, and every 64 lines of a long burst.
-        if (!pending.empty() && (!lines.ready() || ++since_flush >= 64)) {
-            co_await out_.flush_sliced(pending);
-            since_flush = 0;
-        }
+        co_await flush_when_dry(lines, since_flush, pending);
         Line line = co_await lines.next();
         if (line.kind == Line::Kind::end || m->dead) break;
         if (line.kind == Line::Kind::too_long) {
@@ -105,6 +101,14 @@ asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Memb
             handle(m, cmd, quitting, pending);
         }
     }
+}
+
+// What a reader's commands queued goes out when its input runs dry, and
+// every 64 lines of a long burst.
+asio::awaitable<void> Chat::flush_when_dry(const LineReader& lines, std::size_t& since_flush, FlushList& pending) {
+    if (pending.empty() || (lines.ready() && ++since_flush < 64)) co_return;
+    co_await out_.flush_sliced(pending);
+    since_flush = 0;
 }
 
 // Fakelag, as IRC servers do it: a client over its rate is not read until
