@@ -103,6 +103,7 @@ check "hello (9999)" "Hi, we are connected!|hello" "$(printf 'hi\n' | net timeou
 check "discard (7009)" "" "$(printf 'x\n' | net timeout 5 nc -q 1 127.0.0.1 7009)"
 check "chargen (7019)" 72 "$(net timeout 5 nc -d 127.0.0.1 7019 </dev/null | head -1 | tr -d '\r' | wc -c | awk '{print $1 - 1}')"
 like "chat (7777)" "*welcome to #lobby*" "$(printf '/quit\r\n' | net timeout 5 nc -q 2 127.0.0.1 7777 | tr -d '\r' | tr '\n' ' ')"
+like "chat over IRC (6667)" "*:coserve 001 probe :Welcome*" "$(printf 'NICK probe\r\nUSER probe 0 * :p\r\nQUIT\r\n' | net timeout 5 nc -q 2 127.0.0.1 6667 | tr -d '\r' | tr '\n' ' ')"
 like "files (7070): LIST" "OK [0-9]*" "$(printf 'LIST\r\n' | net timeout 5 nc -q 1 127.0.0.1 7070 | head -1 | tr -d '\r')"
 check "file-once (7071): the sample file" "$(wc -c <"$top/config/files/sample.bin")" "$(net timeout 5 nc -d 127.0.0.1 7071 </dev/null | wc -c)"
 
