@@ -341,8 +341,13 @@ TEST_CASE("irc: lines of 512 bytes with CRLF, 417 beyond, long lines from line u
     CHECK(ann->line() == ":bob!bob@coserve PRIVMSG #lobby :bare carriage return");
 }
 
-TEST_CASE("irc: a silent client is pinged, then closed, and one that answers stays") {
+TEST_CASE("irc: one that does not register is closed, a silent client is pinged, then closed, and one that answers stays") {
     RunningServer rs(std::string(irc_config) + "irc_ping = 300ms\n");
+    LineClient lurker(irc_endpoint(rs));
+    lurker.send("NICK lurker\r\n");  // and never USER: closed irc_ping after it connected, with nothing sent
+    const auto lurking = std::chrono::steady_clock::now();
+    CHECK(lurker.tcp().recv_all(3s).empty());
+    CHECK(std::chrono::steady_clock::now() - lurking >= 250ms);
     auto [bob, bn] = line_client(rs, "bob");
     auto silent = irc_client(irc_endpoint(rs), "silent");
     auto alive = irc_client(irc_endpoint(rs), "alive");

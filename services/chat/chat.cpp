@@ -70,7 +70,7 @@ void Chat::metrics(MetricsWriter& w) const {
     if (o_.irc) {
         w.add("chat_irc_connections", "gauge", "Connections on the IRC front-end (registered or not).",
               static_cast<double>(irc_clients_.load()));
-        w.add("chat_irc_ping_timeouts_total", "counter", "IRC clients closed for not answering PING within irc_ping.",
+        w.add("chat_irc_ping_timeouts_total", "counter", "IRC clients closed for not answering PING, or not registering, within irc_ping.",
               static_cast<double>(irc_ping_timeouts_.load()));
     }
     if (cluster_) cluster_->metrics(w);

@@ -50,6 +50,11 @@ asio::awaitable<void> Chat::serve_irc(Connection& c) {
     std::exception_ptr failure;
     start_writer(c, m);
     ++irc_clients_;
+    m->pinged = m->heard.load();  // the registration deadline counts from here (irc_sweep)
+    {
+        std::lock_guard lock(irc_mutex_);
+        irc_members_.emplace(m.get(), m);
+    }
     try {
         co_await irc_read(c, m, asking.get(), client, quitting, pending);
     } catch (...) {
@@ -163,10 +168,7 @@ asio::awaitable<void> Chat::irc_register(const std::shared_ptr<Member>& m, Askin
         co_return;
     }
     client.registered = true;
-    {
-        std::lock_guard lock(irc_mutex_);
-        irc_members_.emplace(m.get(), m);
-    }
+    m->registered = true;
     irc_welcome(self, pending);
 }
 
@@ -199,7 +201,9 @@ void Chat::irc_motd(Member& m, FlushList& pending) {
 }
 
 // A coarse sweep instead of a timer per session: a member silent for
-// irc_ping gets a PING; one still silent irc_ping after it is closed.
+// irc_ping gets a PING; one still silent irc_ping after it is closed. A
+// connection that has not registered within irc_ping of its start is closed
+// (no PING: it has not shown it is an IRC client).
 asio::awaitable<void> Chat::irc_sweep(std::shared_ptr<asio::steady_timer> timer) {
     const auto ping = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.irc->ping).count();
     const auto period = std::clamp<Duration>(o_.irc->ping / 4, std::chrono::milliseconds(10), std::chrono::seconds(5));
@@ -217,13 +221,19 @@ asio::awaitable<void> Chat::irc_sweep(std::shared_ptr<asio::steady_timer> timer)
         FlushList flush;
         for (const auto& member : members) {
             const auto heard = member->heard.load(std::memory_order_relaxed);
-            if (member->pinged != 0 && heard > member->pinged) member->pinged = 0;  // it answered
+            if (!member->registered.load(std::memory_order_relaxed)) {
+                if (now - member->pinged >= ping && !member->ping_timeout.exchange(true)) {
+                    ++irc_ping_timeouts_;
+                    out_.kill(*member);
+                }
+                continue;
+            }
+            if (member->pinged != 0 && heard > member->pinged) member->pinged = 0;  // it answered (or registered)
             if (member->pinged == 0 && now - heard >= ping) {
                 member->pinged = now;
                 out_.enqueue(*member, out_.compose([&](std::string& out) { out = line; }), flush);
-            } else if (member->pinged != 0 && now - member->pinged >= ping) {
+            } else if (member->pinged != 0 && now - member->pinged >= ping && !member->ping_timeout.exchange(true)) {
                 ++irc_ping_timeouts_;
-                member->ping_timeout = true;
                 out_.kill(*member);
             }
         }

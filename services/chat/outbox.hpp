@@ -55,9 +55,12 @@ struct Member : std::enable_shared_from_this<Member> {
     std::string away;         // IRC: AWAY's text (empty: here)
     // IRC's ping: when the reader last heard from the client (steady clock,
     // ns) and when the sweep pinged it (0: not waiting for a PONG).
+    // Before registration, `pinged` is when the connection began: the client
+    // has irc_ping to register.
     std::atomic<std::int64_t> heard{0};
-    std::int64_t pinged = 0;  // irc_sweep's own
-    std::atomic<bool> ping_timeout{false};  // ended by the ping timeout
+    std::int64_t pinged = 0;  // irc_sweep's own once the member is in Chat::irc_members_
+    std::atomic<bool> registered{false};    // IRC: past NICK and USER
+    std::atomic<bool> ping_timeout{false};  // ended by the ping (or registration) timeout
     Room* room() const noexcept { return seats.empty() ? nullptr : seats.front().room; }
     // The outbox, guarded by `mutex`. Any thread may send, under the lock,
     // while `connection` is set (Connection::try_send).
