@@ -86,6 +86,9 @@ private:
     void irc_mode(Member& m, IrcClient& client, const irc::Message& msg, FlushList& pending);
     void irc_welcome(Member& m, FlushList& pending);
     void irc_motd(Member& m, FlushList& pending);
+    void irc_lusers(Member& m, FlushList& pending);
+    void irc_pong(Member& m, const irc::Message& msg, FlushList& pending);
+    void irc_cap(Member& m, IrcClient& client, const irc::Message& msg, FlushList& pending);
     // Every irc_ping/4, the registered IRC members: a PING for the silent,
     // the end for those that did not answer it.
     boost::asio::awaitable<void> irc_sweep(std::shared_ptr<boost::asio::steady_timer> timer);

@@ -123,6 +123,13 @@ Hub::Sent Hub::say_in(Member& m, std::string_view name, Said::Kind kind, std::st
 
 namespace {
 
+// The rooms `m` is in, each after `prefix`, separated by spaces (hub mutex held).
+std::string room_names(const Member& m, std::string_view prefix) {
+    std::string names;
+    for (const auto& seat : m.seats) names.append(names.empty() ? "" : " ").append(prefix).append(seat.room->name);
+    return names;
+}
+
 // A private message as its recipient reads it.
 void render_private(std::string& out, Format format, std::string_view host, std::string_view from, std::string_view to,
                     Said::Kind kind, std::string_view text) {
@@ -256,10 +263,7 @@ Hub::Parted Hub::set_topic(Member& m, std::string_view name, std::string_view to
     Room* room = find_room_locked(name);
     if (!room) return Parted::no_such_room;
     if (!seat_locked(m, *room)) return Parted::not_in_room;
-    room->topic = irc::clean(irc::fit(topic, max_topic));
-    room->topic_by = m.nick;
-    room->topic_at = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+    set_topic_locked(*room, topic, m.nick);
     const Said said{Said::Kind::topic, room->name, m.nick, room->topic};
     Rendered r{said, {}, {}};
     broadcast_locked(*room, r, nullptr, flush);  // the setter too: IRC clients wait for their TOPIC
@@ -364,9 +368,7 @@ std::optional<UserView> Hub::user_view(std::string_view nick) {
 
 std::string Hub::channels_of(const Member& m) {
     std::lock_guard lock(mutex_);
-    std::string list;
-    for (const auto& seat : m.seats) list.append(list.empty() ? "#" : " #").append(seat.room->name);
-    return list;
+    return room_names(m, "#");
 }
 
 void Hub::deliver(const ChatEvent& e, FlushList& flush) {
@@ -383,10 +385,7 @@ void Hub::deliver(const ChatEvent& e, FlushList& flush) {
     else if (e.kind == "leave") said = Said{K::part, room.name, e.nick, e.text};
     else if (e.kind == "nick") said = Said{K::nick, room.name, e.nick, e.text};
     else if (e.kind == "topic") {
-        room.topic = irc::clean(irc::fit(e.text, max_topic));
-        room.topic_by = e.nick;
-        room.topic_at = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+        set_topic_locked(room, e.text, e.nick);
         said = Said{K::topic, room.name, e.nick, room.topic};
     } else {
         return;
@@ -431,9 +430,7 @@ Others Hub::placements() {
     Others all;
     for (auto& [nick, member] : nicks_)
         if (!member->seats.empty()) {
-            std::string rooms;
-            for (const auto& seat : member->seats) rooms.append(rooms.empty() ? "" : " ").append(seat.room->name);
-            all.emplace_back(member->nick, std::move(rooms));
+            all.emplace_back(member->nick, room_names(*member, ""));
         }
     return all;
 }
@@ -570,11 +567,16 @@ void Hub::remember_locked(Room& room, const MessageRef& line) {
     room.history.push(line);
 }
 
+void Hub::set_topic_locked(Room& room, std::string_view topic, std::string_view by) {
+    room.topic = irc::clean(irc::fit(topic, max_topic));
+    room.topic_by = by;
+    room.topic_at =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 void Hub::placed_locked(const Member& m) {
     if (!mirror_) return;
-    std::string rooms;
-    for (const auto& seat : m.seats) rooms.append(rooms.empty() ? "" : " ").append(seat.room->name);
-    mirror_->placed(m.nick, rooms);
+    mirror_->placed(m.nick, room_names(m, ""));
 }
 
 }  // namespace coserve::services::chat

@@ -174,6 +174,7 @@ private:
     void tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush);
     void remember_locked(Room& room, const MessageRef& line);
     void placed_locked(const Member& m);
+    void set_topic_locked(Room& room, std::string_view topic, std::string_view by);
 
     HubOptions o_;
     Delivery& out_;

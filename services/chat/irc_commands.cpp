@@ -19,10 +19,7 @@ asio::awaitable<void> Chat::irc_command(const std::shared_ptr<Member>& self, Ask
     Member& m = *self;
     const std::string& host = o_.hub.host;
     if (msg.is("PRIVMSG") || msg.is("NOTICE")) co_return irc_message(self, msg, pending);
-    if (msg.is("PING")) {
-        if (msg.count == 0) co_return irc_numeric(m, "409", {"No origin specified"}, pending);
-        co_return irc_reply(m, ":" + host + " PONG " + host + " :" + std::string(msg.param(0)) + "\r\n", pending);
-    }
+    if (msg.is("PING")) co_return irc_pong(m, msg, pending);
     if (msg.is("PONG")) co_return;
     if (msg.is("JOIN")) {
         if (msg.count == 0) co_return irc_numeric(m, "461", {"JOIN", "Not enough parameters"}, pending);
@@ -114,21 +111,8 @@ asio::awaitable<void> Chat::irc_command(const std::shared_ptr<Member>& self, Ask
                               pending);
     }
     if (msg.is("MOTD")) co_return irc_motd(m, pending);
-    if (msg.is("LUSERS")) {
-        const auto users = std::to_string(hub_.clients());
-        irc_numeric(m, "251", {"There are " + users + " users and 0 invisible on 1 servers"}, pending);
-        irc_numeric(m, "254", {std::to_string(hub_.room_list(nullptr).size()), "channels formed"}, pending);
-        co_return irc_numeric(m, "255", {"I have " + users + " clients and 0 servers"}, pending);
-    }
-    if (msg.is("CAP")) {
-        if (msg.param(0) == "LS" || msg.param(0) == "LIST")
-            co_return irc_reply(m, ":" + host + " CAP " + m.nick + " " + std::string(msg.param(0)) + " :\r\n", pending);
-        if (msg.param(0) == "REQ")
-            co_return irc_reply(m, ":" + host + " CAP " + m.nick + " NAK :" + std::string(msg.param(1)) + "\r\n", pending);
-        if (msg.param(0) == "END") co_return;
-        co_return irc_numeric(m, "410", {msg.param(0).empty() ? std::string_view("*") : msg.param(0), "Invalid CAP command"},
-                              pending);
-    }
+    if (msg.is("LUSERS")) co_return irc_lusers(m, pending);
+    if (msg.is("CAP")) co_return irc_cap(m, client, msg, pending);
     if (msg.is("USER") || msg.is("PASS")) co_return irc_numeric(m, "462", {"You may not reregister"}, pending);
     if (msg.is("QUIT")) {
         const std::string reason = irc::clean(irc::fit(msg.param(0), 300));

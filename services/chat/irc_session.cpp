@@ -103,20 +103,7 @@ asio::awaitable<void> Chat::irc_register(const std::shared_ptr<Member>& m, Askin
                                          const irc::Message& msg, bool& quitting, FlushList& pending) {
     Member& self = *m;
     if (msg.is("CAP")) {
-        if (msg.param(0) == "LS") {
-            client.cap = true;
-            irc_reply(self, ":" + o_.hub.host + " CAP * LS :\r\n", pending);
-        } else if (msg.param(0) == "REQ") {
-            client.cap = true;
-            irc_reply(self, ":" + o_.hub.host + " CAP * NAK :" + std::string(msg.param(1)) + "\r\n", pending);
-        } else if (msg.param(0) == "LIST") {
-            irc_reply(self, ":" + o_.hub.host + " CAP * LIST :\r\n", pending);
-        } else if (msg.param(0) == "END") {
-            client.cap = false;
-        } else {
-            irc_numeric(self, "410", {msg.param(0).empty() ? std::string_view("*") : msg.param(0), "Invalid CAP command"},
-                        pending);
-        }
+        irc_cap(self, client, msg, pending);
     } else if (msg.is("PASS")) {
         if (msg.count == 0) co_return irc_numeric(self, "461", {"PASS", "Not enough parameters"}, pending);
         client.pass = o_.irc->password.empty() || msg.param(0) == o_.irc->password;
@@ -130,9 +117,7 @@ asio::awaitable<void> Chat::irc_register(const std::shared_ptr<Member>& m, Askin
         if (msg.count < 4) co_return irc_numeric(self, "461", {"USER", "Not enough parameters"}, pending);
         client.user = msg.param(0);
     } else if (msg.is("PING")) {
-        if (msg.count == 0) co_return irc_numeric(self, "409", {"No origin specified"}, pending);
-        co_return irc_reply(self, ":" + o_.hub.host + " PONG " + o_.hub.host + " :" + std::string(msg.param(0)) + "\r\n",
-                            pending);
+        co_return irc_pong(self, msg, pending);
     } else if (msg.is("QUIT")) {
         irc_reply(self, "ERROR :Closing Link: (Quit: " + irc::clean(irc::fit(msg.param(0), 300)) + ")\r\n", pending);
         quitting = true;
@@ -186,11 +171,37 @@ void Chat::irc_welcome(Member& m, FlushList& pending) {
                  "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,NAMES:1,WHOIS:1", "NETWORK=" + host,
                  "are supported by this server"},
                 pending);
+    irc_lusers(m, pending);
+    irc_motd(m, pending);
+}
+
+// The LUSERS numerics: at registration and on LUSERS.
+void Chat::irc_lusers(Member& m, FlushList& pending) {
     const auto users = std::to_string(hub_.clients());
     irc_numeric(m, "251", {"There are " + users + " users and 0 invisible on 1 servers"}, pending);
     irc_numeric(m, "254", {std::to_string(hub_.room_list(nullptr).size()), "channels formed"}, pending);
     irc_numeric(m, "255", {"I have " + users + " clients and 0 servers"}, pending);
-    irc_motd(m, pending);
+}
+
+// PING, before and after registration.
+void Chat::irc_pong(Member& m, const irc::Message& msg, FlushList& pending) {
+    if (msg.count == 0) return irc_numeric(m, "409", {"No origin specified"}, pending);
+    irc_reply(m, ":" + o_.hub.host + " PONG " + o_.hub.host + " :" + std::string(msg.param(0)) + "\r\n", pending);
+}
+
+// CAP, before and after registration: no capability is offered. LS and REQ
+// open a negotiation that holds the registration until END (irc_register).
+void Chat::irc_cap(Member& m, IrcClient& client, const irc::Message& msg, FlushList& pending) {
+    const std::string head = ":" + o_.hub.host + " CAP " + (m.nick.empty() ? std::string("*") : m.nick) + " ";
+    const auto sub = msg.param(0);
+    if (sub == "LS" || sub == "REQ") client.cap = true;
+    if (sub == "LS" || sub == "LIST") return irc_reply(m, head + std::string(sub) + " :\r\n", pending);
+    if (sub == "REQ") return irc_reply(m, head + "NAK :" + std::string(msg.param(1)) + "\r\n", pending);
+    if (sub == "END") {
+        client.cap = false;
+        return;
+    }
+    irc_numeric(m, "410", {sub.empty() ? std::string_view("*") : sub, "Invalid CAP command"}, pending);
 }
 
 void Chat::irc_motd(Member& m, FlushList& pending) {
