@@ -70,6 +70,10 @@ std::string_view Connection::front_end() const noexcept {
     return s_.front_end;
 }
 
+std::string_view Connection::cancel_reason() const noexcept {
+    return s_.slot.cancel_reason ? std::string_view(s_.slot.cancel_reason) : std::string_view();
+}
+
 bool Connection::encrypted() const noexcept {
     return s_.tls != nullptr;
 }

@@ -138,6 +138,10 @@ public:
     // The front-end whose listener accepted the connection (ServiceType::
     // front_ends: "irc" for `irc` and `irc_tls`); empty for `tcp` and `tls`.
     std::string_view front_end() const noexcept;
+    // Why the framework cancelled the session ("idle timeout", "closed at
+    // shutdown"), for a service that tells its client before it goes (chat's
+    // WebSocket close frame); empty while it has not.
+    std::string_view cancel_reason() const noexcept;
     // The subject (RFC 2253) of the client's certificate when it sent one and
     // it was verified (tls_client_auth); empty otherwise.
     const std::string& tls_subject() const noexcept;

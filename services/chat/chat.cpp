@@ -1,6 +1,8 @@
 // chat: the service and its configuration. See chat.hpp for the parts.
 #include "chat.hpp"
 
+#include "web.hpp"
+
 #include <coserve/log.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -35,14 +37,14 @@ Chat::Chat(ChatOptions o)
 
 void Chat::start(const boost::asio::any_io_executor& executor) {
     if (cluster_) cluster_->start(executor);
-    if (o_.irc) {
-        irc_timer_ = std::make_shared<boost::asio::steady_timer>(executor);
-        boost::asio::co_spawn(executor, irc_sweep(irc_timer_), [name = o_.name](std::exception_ptr e) {
+    if (o_.irc || o_.web) {
+        ping_timer_ = std::make_shared<boost::asio::steady_timer>(executor);
+        boost::asio::co_spawn(executor, ping_sweep(ping_timer_), [name = o_.name](std::exception_ptr e) {
             if (!e) return;
             try {
                 std::rethrow_exception(e);
             } catch (const std::exception& x) {
-                COSERVE_LOG(Severity::error, name, "") << "irc ping sweep failed: " << x.what();
+                COSERVE_LOG(Severity::error, name, "") << "ping sweep failed: " << x.what();
             }
         });
     }
@@ -50,7 +52,7 @@ void Chat::start(const boost::asio::any_io_executor& executor) {
 
 void Chat::stop() {
     if (cluster_) cluster_->stop();
-    if (auto timer = std::exchange(irc_timer_, nullptr))
+    if (auto timer = std::exchange(ping_timer_, nullptr))
         boost::asio::post(timer->get_executor(), [timer] { timer->cancel(); });
 }
 
@@ -72,6 +74,16 @@ void Chat::metrics(MetricsWriter& w) const {
               static_cast<double>(irc_clients_.load()));
         w.add("chat_irc_ping_timeouts_total", "counter", "IRC clients closed for not answering PING, or not registering, within irc_ping.",
               static_cast<double>(irc_ping_timeouts_.load()));
+    }
+    if (o_.web) {
+        w.add("chat_websocket_connections", "gauge", "Chat members on the WebSocket front-end (lines or IRC).",
+              static_cast<double>(ws_clients_.load()));
+        w.add("chat_websocket_ping_timeouts_total", "counter",
+              "WebSocket chat members closed for not answering a ping within websocket_ping.",
+              static_cast<double>(ws_ping_timeouts_.load()));
+        w.add("chat_websocket_origin_refused_total", "counter",
+              "WebSocket upgrades refused (403) for an Origin not allowed (websocket_origins).",
+              static_cast<double>(ws_refused_origin_.load()));
     }
     if (cluster_) cluster_->metrics(w);
 }
@@ -112,14 +124,20 @@ std::vector<std::string> read_motd(Section& s, const std::string& path) {
     return lines;
 }
 
-// The irc_* keys, read (and shown) when there are IRC listeners; set without them, a mistake.
-std::optional<IrcOptions> irc_options(Section& s, const InstanceOptions& options, HubOptions& hub) {
-    const bool listening = std::any_of(options.front_ends.begin(), options.front_ends.end(), [](const FrontEndListeners& f) {
-        return f.name == "irc" && (!f.tcp.empty() || !f.tls.empty());
+bool listening(const InstanceOptions& options, std::string_view front_end) {
+    return std::any_of(options.front_ends.begin(), options.front_ends.end(), [&](const FrontEndListeners& f) {
+        return f.name == front_end && (!f.tcp.empty() || !f.tls.empty());
     });
-    if (!listening) {
+}
+
+// The irc_* keys, read (and shown) when there are IRC listeners, or
+// WebSocket ones (IRC over text.ircv3.net); set without them, a mistake.
+std::optional<IrcOptions> irc_options(Section& s, const InstanceOptions& options, HubOptions& hub) {
+    if (!listening(options, "irc") && !listening(options, "websocket")) {
         for (auto key : irc_keys)
-            if (s.raw(key)) s.fail(key, "is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS)");
+            if (s.raw(key))
+                s.fail(key, "is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS) "
+                            "or WebSocket ones (websocket, websocket_tls)");
         return std::nullopt;
     }
     IrcOptions o;
@@ -138,10 +156,42 @@ std::optional<IrcOptions> irc_options(Section& s, const InstanceOptions& options
     return o;
 }
 
+constexpr std::string_view web_keys[] = {"websocket_origins", "websocket_ping", "websocket_request_timeout"};
+
+// The websocket_* keys, with `websocket` or `websocket_tls` listeners.
+std::optional<WebOptions> web_options(Section& s, const InstanceOptions& options) {
+    if (!listening(options, "websocket")) {
+        for (auto key : web_keys)
+            if (s.raw(key))
+                s.fail(key, "is set, but there are no WebSocket listeners (websocket = ENDPOINTS or websocket_tls = ENDPOINTS)");
+        return std::nullopt;
+    }
+    WebOptions o;
+    const std::string list = s.string("websocket_origins", "");
+    std::size_t start = 0;
+    while (start < list.size()) {
+        std::size_t end = list.find_first_of(", \t", start);
+        if (end == std::string::npos) end = list.size();
+        const std::string one = list.substr(start, end - start);
+        start = end + 1;
+        if (one.empty()) continue;
+        const auto origin = web::normal_origin(one);
+        if (!origin)
+            s.fail("websocket_origins", "expected origins as browsers send them, http://HOST[:PORT] or "
+                                        "https://HOST[:PORT] (no path), separated by commas; got " + one);
+        o.origins.push_back(*origin);
+    }
+    o.ping = s.duration("websocket_ping", std::chrono::seconds(30), std::chrono::milliseconds(100), std::chrono::hours(1));
+    o.request_timeout = s.duration("websocket_request_timeout", std::chrono::seconds(10), std::chrono::milliseconds(100),
+                                   std::chrono::minutes(5));
+    return o;
+}
+
 std::unique_ptr<Service> create(Section& s, const InstanceOptions& options) {
     ChatOptions o;
     o.name = s.name();
     o.irc = irc_options(s, options, o.hub);
+    o.web = web_options(s, options);
     o.cluster = cluster_options(s);
     o.hub.room = s.string("room", "lobby");
     if (!valid_chat_name(o.hub.room)) s.fail("room", "expected 1-32 of A-Z a-z 0-9 _ -");
@@ -160,7 +210,7 @@ std::unique_ptr<Service> create(Section& s, const InstanceOptions& options) {
 }  // namespace chat
 
 namespace {
-constexpr std::string_view chat_front_ends[] = {"irc"};
+constexpr std::string_view chat_front_ends[] = {"irc", "websocket"};
 }
 
 extern const ServiceType chat_service{.name = "chat",

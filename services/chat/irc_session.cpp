@@ -16,14 +16,6 @@ namespace coserve::services::chat {
 namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
 
-namespace {
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
-
 void Chat::irc_reply(Member& m, std::string text, FlushList& pending) {
     out_.enqueue(m, out_.compose([&](std::string& out) { out = std::move(text); }), pending);
 }
@@ -50,10 +42,10 @@ asio::awaitable<void> Chat::serve_irc(Connection& c) {
     std::exception_ptr failure;
     start_writer(c, m);
     ++irc_clients_;
-    m->pinged = m->heard.load();  // the registration deadline counts from here (irc_sweep)
+    m->pinged = m->heard.load();  // the registration deadline counts from here (ping_sweep)
     {
-        std::lock_guard lock(irc_mutex_);
-        irc_members_.emplace(m.get(), m);
+        std::lock_guard lock(pinged_mutex_);
+        pinged_members_.emplace(m.get(), m);
     }
     try {
         co_await irc_read(c, m, asking.get(), client, quitting, pending);
@@ -62,8 +54,8 @@ asio::awaitable<void> Chat::serve_irc(Connection& c) {
     }
     co_await asio::this_coro::throw_if_cancelled(false);
     {
-        std::lock_guard lock(irc_mutex_);
-        irc_members_.erase(m.get());
+        std::lock_guard lock(pinged_mutex_);
+        pinged_members_.erase(m.get());
     }
     --irc_clients_;
     if (m->ping_timeout) failure = nullptr;  // closed by us, as intended
@@ -86,13 +78,20 @@ asio::awaitable<void> Chat::irc_read(Connection& c, const std::shared_ptr<Member
             irc_numeric(*m, "417", {"Input line was too long"}, pending);
             continue;
         }
-        const auto msg = irc::parse(line.text);
-        if (!msg) continue;  // an empty line is ignored, as servers do
-        if (client.registered && o_.rate.limited() && !m->bucket.take(o_.rate, clock::now()))
-            co_await pace(*m, pacer, pending);
-        if (client.registered) co_await irc_command(m, asking, client, *msg, quitting, pending);
-        else co_await irc_register(m, asking, client, *msg, quitting, pending);
+        co_await irc_line(m, asking, client, line.text, quitting, pacer, pending);
     }
+}
+
+// One IRC line (from TCP or a WebSocket message), without its CRLF.
+asio::awaitable<void> Chat::irc_line(const std::shared_ptr<Member>& m, Asking* asking, IrcClient& client,
+                                     std::string_view text, bool& quitting, asio::steady_timer& pacer,
+                                     FlushList& pending) {
+    const auto msg = irc::parse(text);
+    if (!msg) co_return;  // an empty line is ignored, as servers do
+    if (client.registered && o_.rate.limited() && !m->bucket.take(o_.rate, clock::now()))
+        co_await pace(*m, pacer, pending);
+    if (client.registered) co_await irc_command(m, asking, client, *msg, quitting, pending);
+    else co_await irc_register(m, asking, client, *msg, quitting, pending);
 }
 
 // Before registration only CAP, PASS, NICK, USER, PING, PONG and QUIT are
@@ -209,47 +208,6 @@ void Chat::irc_motd(Member& m, FlushList& pending) {
     irc_numeric(m, "375", {"- " + o_.hub.host + " Message of the day - "}, pending);
     for (const auto& line : *o_.irc->motd) irc_numeric(m, "372", {"- " + line}, pending);
     irc_numeric(m, "376", {"End of /MOTD command."}, pending);
-}
-
-// A coarse sweep instead of a timer per session: a member silent for
-// irc_ping gets a PING; one still silent irc_ping after it is closed. A
-// connection that has not registered within irc_ping of its start is closed
-// (no PING: it has not shown it is an IRC client).
-asio::awaitable<void> Chat::irc_sweep(std::shared_ptr<asio::steady_timer> timer) {
-    const auto ping = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.irc->ping).count();
-    const auto period = std::clamp<Duration>(o_.irc->ping / 4, std::chrono::milliseconds(10), std::chrono::seconds(5));
-    const std::string line = "PING :" + o_.hub.host + "\r\n";
-    for (;;) {
-        timer->expires_after(period);
-        auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::deferred));
-        if (ec) co_return;
-        const auto now = now_ns();
-        std::vector<std::shared_ptr<Member>> members;
-        {
-            std::lock_guard lock(irc_mutex_);
-            for (const auto& [key, member] : irc_members_) members.push_back(member);
-        }
-        FlushList flush;
-        for (const auto& member : members) {
-            const auto heard = member->heard.load(std::memory_order_relaxed);
-            if (!member->registered.load(std::memory_order_relaxed)) {
-                if (now - member->pinged >= ping && !member->ping_timeout.exchange(true)) {
-                    ++irc_ping_timeouts_;
-                    out_.kill(*member);
-                }
-                continue;
-            }
-            if (member->pinged != 0 && heard > member->pinged) member->pinged = 0;  // it answered (or registered)
-            if (member->pinged == 0 && now - heard >= ping) {
-                member->pinged = now;
-                out_.enqueue(*member, out_.compose([&](std::string& out) { out = line; }), flush);
-            } else if (member->pinged != 0 && now - member->pinged >= ping && !member->ping_timeout.exchange(true)) {
-                ++irc_ping_timeouts_;
-                out_.kill(*member);
-            }
-        }
-        out_.flush(flush);
-    }
 }
 
 }  // namespace coserve::services::chat

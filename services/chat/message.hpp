@@ -24,7 +24,13 @@ struct Message {
     std::atomic<std::uint32_t> refs{0};
     MessagePool* pool = nullptr;
     std::string text;
+    // The same lines as WebSocket frames ([0] text, [1] binary), made once,
+    // by the first WebSocket recipient (Delivery::framed), and shared by the
+    // others; each holds a reference, given back when this one is recycled.
+    std::atomic<Message*> framed[2] = {nullptr, nullptr};
 };
+
+inline void intrusive_ptr_release(Message* m) noexcept;
 
 // Thread-safe; outlives every Message it hands out.
 class MessagePool {
@@ -50,6 +56,8 @@ public:
     }
 
     void recycle(Message* m) {
+        for (auto& slot : m->framed)
+            if (Message* twin = slot.exchange(nullptr, std::memory_order_acquire)) intrusive_ptr_release(twin);
         if (m->text.capacity() <= 8192) {
             std::lock_guard lock(mutex_);
             if (free_.size() < max_free) {

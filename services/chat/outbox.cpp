@@ -1,5 +1,7 @@
 #include "outbox.hpp"
 
+#include "websocket.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,7 +26,18 @@ MessageRef Delivery::make(std::initializer_list<std::string_view> parts, std::st
     return m;
 }
 
-void Delivery::enqueue(Member& member, const MessageRef& m, FlushList& flush) {
+MessageRef Delivery::framed(const MessageRef& m, Wire wire) {
+    std::atomic<Message*>& slot = m->framed[wire == Wire::ws_binary ? 1 : 0];
+    if (Message* twin = slot.load(std::memory_order_acquire)) return MessageRef(twin);
+    MessageRef twin = compose([&](std::string& out) { ws::append_frames(out, m->text, wire == Wire::ws_binary); });
+    Message* expected = nullptr;
+    intrusive_ptr_add_ref(twin.get());  // the slot's reference, given back when `m` is recycled
+    if (slot.compare_exchange_strong(expected, twin.get(), std::memory_order_acq_rel)) return twin;
+    intrusive_ptr_release(twin.get());  // another thread framed it first: theirs is shared
+    return MessageRef(expected);
+}
+
+void Delivery::enqueue_raw(Member& member, const MessageRef& m, FlushList& flush) {
     if (member.dead.load(std::memory_order_relaxed)) return;
     std::lock_guard lock(member.mutex);
     if (member.queue.full()) {

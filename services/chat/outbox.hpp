@@ -43,11 +43,12 @@ struct Seat {
 };
 
 struct Member : std::enable_shared_from_this<Member> {
-    Member(boost::asio::any_io_executor ex, std::size_t max_queue, Format f = Format::line)
-        : executor(ex), format(f), queue(max_queue), wake(ex), done(ex) {}
+    Member(boost::asio::any_io_executor ex, std::size_t max_queue, Format f = Format::line, Wire w = Wire::raw)
+        : executor(ex), format(f), wire(w), queue(max_queue), wake(ex), done(ex) {}
 
     boost::asio::any_io_executor executor;
     const Format format;  // how it reads what the hub sends
+    const Wire wire;      // how it travels: each line a WebSocket frame, or as it is
     // The hub's, guarded by the hub's mutex.
     std::string nick;
     std::vector<Seat> seats;  // the rooms it is in, in the order joined (a line member: at most one)
@@ -100,8 +101,15 @@ public:
         fill(m->text);
         return m;
     }
-    // Queues `m` for `member` (sent at the next flush); drops the member if its queue is full.
-    void enqueue(Member& member, const MessageRef& m, FlushList& flush);
+    // Queues `m` for `member` (sent at the next flush); drops the member if
+    // its queue is full. A WebSocket member gets m's lines as frames (framed()).
+    void enqueue(Member& member, const MessageRef& m, FlushList& flush) {
+        enqueue_raw(member, member.wire == Wire::raw ? m : framed(m, member.wire), flush);
+    }
+    // Queues bytes that are sent as they are (a WebSocket control frame).
+    void enqueue_raw(Member& member, const MessageRef& m, FlushList& flush);
+    // `m`'s lines as WebSocket frames: made by the first caller, then shared.
+    MessageRef framed(const MessageRef& m, Wire wire);
     void tell(Member& member, std::initializer_list<std::string_view> parts, FlushList& flush) {
         enqueue(member, make(parts), flush);
     }

@@ -14,6 +14,10 @@ namespace coserve::services::chat {
 // How a member reads: the line protocol (nc, telnet) or IRC.
 enum class Format : unsigned char { line, irc };
 
+// How its lines travel: as they are (TCP, TLS), or each line a WebSocket
+// frame, text (UTF-8, invalid bytes replaced) or binary (bytes as they are).
+enum class Wire : unsigned char { raw, ws_text, ws_binary };
+
 struct Said {
     enum class Kind : unsigned char { msg, me, notice, join, part, quit, nick, topic };
     Kind kind;

@@ -3,6 +3,8 @@
 // the socket is full. They share the Member.
 #include "chat.hpp"
 
+#include "websocket.hpp"
+
 #include <coserve/lines.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -17,6 +19,7 @@ using clock = std::chrono::steady_clock;
 
 asio::awaitable<void> Chat::serve(Connection& c) {
     if (c.front_end() == "irc") co_return co_await serve_irc(c);
+    if (c.front_end() == "websocket") co_return co_await serve_websocket(c);
     auto m = std::make_shared<Member>(c.executor(), o_.max_queue);
     {
         std::lock_guard lock(m->mutex);
@@ -57,7 +60,13 @@ asio::awaitable<bool> Chat::admit(Connection& c, const std::shared_ptr<Member>& 
         std::lock_guard lock(m->mutex);
         m->connection = nullptr;
     }
-    const std::string full = "* error: chat is full (" + std::to_string(o_.hub.max_clients) + " clients)\r\n";
+    std::string full = "* error: chat is full (" + std::to_string(o_.hub.max_clients) + " clients)\r\n";
+    if (m->wire != Wire::raw) {
+        std::string frames;
+        ws::append_frames(frames, full, m->wire == Wire::ws_binary);
+        ws::append_close(frames, ws::try_later, "chat is full");
+        full = std::move(frames);
+    }
     co_await c.write(asio::buffer(full));
     co_return false;
 }
@@ -90,16 +99,21 @@ asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Memb
             out_.tell(*m, {too_long}, pending);
             continue;
         }
-        const ChatCommand cmd = parse_chat_line(line.text);
-        if (cmd.kind == ChatCommand::Kind::empty) continue;
         m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
-        if (o_.rate.limited() && !m->bucket.take(o_.rate, clock::now())) co_await pace(*m, pacer, pending);
-        if (uses_directory(cmd.kind)) {
-            co_await out_.flush_sliced(pending);  // what was said before is not held up by the answer
-            co_await look_up(m, asking, cmd, pending);
-        } else {
-            handle(m, cmd, quitting, pending);
-        }
+        co_await run_line(m, asking, line.text, quitting, pacer, pending);
+    }
+}
+
+asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* asking, std::string_view text,
+                                     bool& quitting, asio::steady_timer& pacer, FlushList& pending) {
+    const ChatCommand cmd = parse_chat_line(text);
+    if (cmd.kind == ChatCommand::Kind::empty) co_return;
+    if (o_.rate.limited() && !m->bucket.take(o_.rate, clock::now())) co_await pace(*m, pacer, pending);
+    if (uses_directory(cmd.kind)) {
+        co_await out_.flush_sliced(pending);  // what was said before is not held up by the answer
+        co_await look_up(m, asking, cmd, pending);
+    } else {
+        handle(m, cmd, quitting, pending);
     }
 }
 
@@ -130,28 +144,32 @@ asio::awaitable<void> Chat::pace(Member& m, asio::steady_timer& timer, FlushList
 // The room hears the leave (after /quit it has already), the writer ends, and
 // no sender may touch the socket any more. A member dropped as too slow gets
 // a last line, best effort: it is not reading. True for such a member.
-asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& m, bool quitting, FlushList& pending) {
+asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& m, bool quitting, FlushList& pending,
+                                  const MessageRef& last, bool drain) {
     const bool slow = m->too_slow;
     if (!quitting) hub_.remove(*m, slow ? "left (too slow)" : m->ping_timeout ? "left (ping timeout)" : "left", pending);
+    if (last && !m->dead) out_.enqueue_raw(*m, last, pending);
     out_.flush(pending);  // after /quit this sends "* bye"
     {
         std::lock_guard lock(m->mutex);
         m->closing = true;
     }
-    if (!quitting || slow) {
+    drain = drain && !m->dead;
+    if ((!quitting && !drain) || slow) {
         m->dead = true;
         c.cancel();
     }
     m->wake.cancel();
-    co_await wait_writer(c, *m, quitting);
+    co_await wait_writer(c, *m, quitting || drain, drain);
     {
         std::lock_guard lock(m->mutex);
         m->connection = nullptr;  // no sender may touch the connection once we return
     }
-    if (slow) {
+    if (slow || (last && m->dead)) {  // not reading (a WebSocket member: its close frame, if not sent above)
         static constexpr std::string_view bye = "\r\n* error: too slow, disconnected\r\n";
-        const iovec line{const_cast<char*>(bye.data()), bye.size()};
-        c.try_send(std::span<const iovec>(&line, 1));
+        const std::string_view text = m->wire != Wire::raw ? std::string_view(last ? last->text : "") : bye;
+        const iovec line{const_cast<char*>(text.data()), text.size()};
+        if (!text.empty()) c.try_send(std::span<const iovec>(&line, 1));
     }
     co_return slow;
 }
@@ -159,14 +177,15 @@ asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& 
 // After /quit the writer may still be flushing "* bye" to a client that does
 // not read: it gets 5 s, and is stopped at once if the framework cancels the
 // session (shutdown, idle timeout), even if that came while nothing was
-// pending.
-asio::awaitable<void> Chat::wait_writer(Connection& c, Member& m, bool quitting) {
-    m.done.expires_after(std::chrono::seconds(5));
+// pending. With `drain` (a WebSocket close frame queued last), it gets 2 s,
+// cancelled or not.
+asio::awaitable<void> Chat::wait_writer(Connection& c, Member& m, bool quitting, bool drain) {
+    m.done.expires_after(std::chrono::seconds(drain ? 2 : 5));
     while (!m.writer_done) {
         co_await m.done.async_wait(asio::as_tuple(asio::deferred));
         const auto state = co_await asio::this_coro::cancellation_state;
-        if (!m.writer_done &&
-            (state.cancelled() != asio::cancellation_type::none || clock::now() >= m.done.expiry() || !quitting)) {
+        const bool cancelled = !drain && state.cancelled() != asio::cancellation_type::none;
+        if (!m.writer_done && (cancelled || clock::now() >= m.done.expiry() || !quitting)) {
             m.dead = true;
             c.cancel();
             m.wake.cancel();
