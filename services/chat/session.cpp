@@ -167,7 +167,7 @@ asio::awaitable<bool> Chat::leave(Connection& c, const std::shared_ptr<Member>& 
     }
     if (slow || (last && m->dead)) {  // not reading (a WebSocket member: its close frame, if not sent above)
         static constexpr std::string_view bye = "\r\n* error: too slow, disconnected\r\n";
-        const std::string_view text = m->wire != Wire::raw ? std::string_view(last ? last->text : "") : bye;
+        const std::string_view text = m->wire == Wire::raw ? bye : last ? std::string_view(last->text) : std::string_view();
         const iovec line{const_cast<char*>(text.data()), text.size()};
         if (!text.empty()) c.try_send(std::span<const iovec>(&line, 1));
     }

@@ -108,7 +108,8 @@ asio::awaitable<std::optional<web::Subprotocol>> web_requests(Connection& c, Con
                 co_return answer.subprotocol;
             }
             head = request.method() == http::verb::head;
-            keep_alive = request.keep_alive() && served + 1 < o.max_requests;
+            // A refused upgrade ends the connection: a client that asked for one has nothing else to ask.
+            keep_alive = request.keep_alive() && served + 1 < o.max_requests && answer.status != http::status::forbidden;
         }
         if (answer.status == http::status::forbidden) ++refused;
         c.log(answer.kind == web::Answer::Kind::file ? Severity::debug : Severity::info)
