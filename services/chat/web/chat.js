@@ -190,7 +190,10 @@
       return;
     }
     if (text.trim() === '') return;
-    if (!send(text)) return;
+    if (!send(text)) {
+      setStatus('not connected yet: your line is kept; press Enter again once connected', true);
+      return;
+    }
     input.value = '';
     const [word, ...rest] = text.split(' ');
     const arg = rest.join(' ').trim();
