@@ -67,7 +67,7 @@ shipped=$(dirname "$0")/../config/coserved.ini
 out=$("$coserved" --config "$shipped" --check-config 2>&1); rc=$?
 check "the shipped config/coserved.ini is valid" 0 "$rc"
 check "the shipped config has no UDP chargen" "    udp = (none)" "$(sed -n '/^\[chargen\]/,/^\[/p' <<<"$out" | grep '    udp =')"
-check "the shipped config listens on loopback only" "" "$(grep -E '^    (tcp|udp) =' <<<"$out" | grep -vE '= \(none\)$' | sed -E 's/(127\.0\.0\.1|\[::1\]):[0-9]+(, )?//g; s/^ *(tcp|udp) = *$//' | grep -v '^$')"
+check "the shipped config listens on loopback only" "" "$(grep -E '^    (tcp|udp|tls|irc|irc_tls|websocket|websocket_tls) =' <<<"$out" | grep -vE '= \(none\)$' | sed -E 's/(127\.0\.0\.1|\[::1\]):[0-9]+(, )?//g; s/^ *[a-z_]+ = *$//' | grep -v '^$')"
 
 # Serve, talk through nc.
 start "$work/good.ini" || { cat "$work/log"; echo "FAIL: coserved did not start"; exit 1; }

@@ -513,4 +513,25 @@ void RedisServer::restart() {
     if (!wait_for_port(port_)) throw std::runtime_error("redis-server did not start: " + process_->output());
 }
 
+BulkCount count_bulk(int n, int lines, const std::function<std::optional<std::pair<int, int>>(int)>& heard) {
+    BulkCount count;
+    for (int i = 0; i < n; ++i) {
+        std::vector<int> next(static_cast<std::size_t>(n), 0);
+        int said = 0;
+        while (said < (n - 1) * lines) {
+            const auto message = heard(i);
+            if (!message) continue;
+            const auto [from, k] = *message;
+            if (from < 0 || from >= n) throw std::runtime_error("a line from no member: " + std::to_string(from));
+            if (from == i) ++count.own;
+            if (k != next[static_cast<std::size_t>(from)]) ++count.wrong;
+            next[static_cast<std::size_t>(from)] = k + 1;
+            ++said;
+        }
+        for (int k = 0; k < n; ++k)
+            if (next[static_cast<std::size_t>(k)] != (k == i ? 0 : lines)) ++count.wrong;
+    }
+    return count;
+}
+
 }  // namespace testing

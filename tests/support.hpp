@@ -10,6 +10,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -193,6 +194,16 @@ std::string scrape_metrics(RunningServer& rs);
 // One sample's value in a Prometheus exposition, e.g.
 // metric_value(text, "coserve_connections_total{instance=\"echo\",service=\"echo\"}"); -1 if absent.
 double metric_value(const std::string& text, const std::string& sample);
+
+// The bulk chat tests: each of `n` members said `lines` numbered lines
+// (0, 1, ...). For each member i, `heard(i)` gives the next message it
+// received as (sender, number), or nullopt for anything else (a join);
+// counted: lines out of order, missing or twice (`wrong`), and a member's
+// own lines heard back (`own`). Both must be 0.
+struct BulkCount {
+    std::size_t wrong = 0, own = 0;
+};
+BulkCount count_bulk(int n, int lines, const std::function<std::optional<std::pair<int, int>>(int)>& heard);
 
 // Server options for in-process servers: no signal handlers.
 inline coserve::ServerHooks no_signals() {

@@ -390,29 +390,15 @@ TEST_CASE("irc: 1000 IRC clients in one room get every line of every other membe
         for (int k = 0; k < lines; ++k) all += "PRIVMSG #lobby :" + std::to_string(i) + " " + std::to_string(k) + "\r\n";
         clients[static_cast<std::size_t>(i)]->send(all);
     }
-    std::size_t wrong = 0, own = 0;
-    for (int i = 0; i < n; ++i) {
-        std::vector<int> next(n, 0);
-        int said = 0;
-        while (said < (n - 1) * lines) {
-            const auto l = clients[static_cast<std::size_t>(i)]->line(60s);
-            const auto at = l.find(" PRIVMSG #lobby :");
-            if (at == std::string::npos) continue;  // joins
-            const auto text = l.substr(at + 17);
-            const int from = std::stoi(text);
-            const int k = std::stoi(text.substr(text.find(' ') + 1));
-            REQUIRE(from >= 0);
-            REQUIRE(from < n);
-            if (from == i) ++own;
-            if (k != next[static_cast<std::size_t>(from)]) ++wrong;
-            next[static_cast<std::size_t>(from)] = k + 1;
-            ++said;
-        }
-        for (int k = 0; k < n; ++k)
-            if (next[static_cast<std::size_t>(k)] != (k == i ? 0 : lines)) ++wrong;
-    }
-    CHECK(wrong == 0);
-    CHECK(own == 0);
+    const auto count = count_bulk(n, lines, [&](int i) -> std::optional<std::pair<int, int>> {
+        const auto l = clients[static_cast<std::size_t>(i)]->line(60s);
+        const auto at = l.find(" PRIVMSG #lobby :");
+        if (at == std::string::npos) return std::nullopt;  // joins
+        const auto text = l.substr(at + 17);
+        return std::pair{std::stoi(text), std::stoi(text.substr(text.find(' ') + 1))};
+    });
+    CHECK(count.wrong == 0);
+    CHECK(count.own == 0);
     std::this_thread::sleep_for(500ms);
     std::size_t extra = 0;
     for (auto& c : clients)

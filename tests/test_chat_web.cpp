@@ -99,7 +99,7 @@ TEST_CASE("websocket: the page, its script and stylesheet under one content poli
     CHECK(page.starts_with("<!doctype html>"));
 }
 
-TEST_CASE("websocket: requests it cannot read get 400 or 431 and a close; a silent one is closed") {
+TEST_CASE("websocket: requests it cannot read get 400 or 431 and a close - a silent one is closed") {
     RunningServer rs(std::string(web_config) + "websocket_request_timeout = 300ms\n");
     {
         TcpClient c(web_endpoint(rs));
@@ -123,7 +123,7 @@ TEST_CASE("websocket: requests it cannot read get 400 or 431 and a close; a sile
     }
 }
 
-TEST_CASE("websocket: upgrades from the page's origin and without Origin; other origins get 403 unless listed") {
+TEST_CASE("websocket: upgrades from the page's origin and without Origin - other origins get 403 unless listed") {
     RunningServer rs(std::string("[metrics]\nhttp = 127.0.0.1:0\n") + web_config +
                      "websocket_origins = https://chat.example.org, http://localhost:8080\n");
     const auto ep = web_endpoint(rs);
@@ -220,7 +220,7 @@ TEST_CASE("websocket: long, binary and multi-line messages are refused like a lo
     CHECK(nc->line() == "* webby left");
 }
 
-TEST_CASE("websocket: an idle member that answers pings stays; one that does not is closed with a close frame") {
+TEST_CASE("websocket: an idle member that answers pings stays - one that does not is closed with a close frame") {
     RunningServer rs(std::string("[metrics]\nhttp = 127.0.0.1:0\n") + web_config + "websocket_ping = 300ms\n");
     const auto ep = web_endpoint(rs);
     auto healthy = ws_member(ep, "healthy");
@@ -271,7 +271,7 @@ TEST_CASE("websocket: the idle timeout and shutdown end a member with a close fr
     CHECK(close.close_reason() == "server shutting down");
 }
 
-TEST_CASE("websocket: an IRC client on text.ircv3.net talks with a line user; binary.ircv3.net in binary frames") {
+TEST_CASE("websocket: an IRC client on text.ircv3.net talks with a line user - binary.ircv3.net in binary frames") {
     RunningServer rs(web_config);
     const auto ep = web_endpoint(rs);
     WsClient irc(ep, "Sec-WebSocket-Protocol: text.ircv3.net\r\n");
@@ -330,27 +330,16 @@ TEST_CASE("websocket: 1000 WebSocket members in one room get every line of every
     for (int i = 0; i < n; ++i) index[nicks[static_cast<std::size_t>(i)]] = i;
     for (int i = 0; i < n; ++i)
         for (int k = 0; k < lines; ++k) clients[static_cast<std::size_t>(i)]->send_text(std::to_string(k));
-    std::size_t wrong = 0, own = 0;
-    for (int i = 0; i < n; ++i) {
-        std::vector<int> next(n, 0);
-        int said = 0;
-        while (said < (n - 1) * lines) {
-            const auto t = clients[static_cast<std::size_t>(i)]->text(60s);
-            if (!t.starts_with("<")) continue;  // joins
-            const auto close = t.find("> ");
-            const auto from = index.find(t.substr(1, close - 1));
-            REQUIRE(from != index.end());
-            const int k = std::stoi(t.substr(close + 2));
-            if (from->second == i) ++own;
-            if (k != next[static_cast<std::size_t>(from->second)]) ++wrong;
-            next[static_cast<std::size_t>(from->second)] = k + 1;
-            ++said;
-        }
-        for (int k = 0; k < n; ++k)
-            if (next[static_cast<std::size_t>(k)] != (k == i ? 0 : lines)) ++wrong;
-    }
-    CHECK(wrong == 0);
-    CHECK(own == 0);
+    const auto count = count_bulk(n, lines, [&](int i) -> std::optional<std::pair<int, int>> {
+        const auto t = clients[static_cast<std::size_t>(i)]->text(60s);
+        if (!t.starts_with("<")) return std::nullopt;  // joins
+        const auto close = t.find("> ");
+        const auto from = index.find(t.substr(1, close - 1));
+        if (from == index.end()) throw std::runtime_error("a line from no member: " + t);
+        return std::pair{from->second, std::stoi(t.substr(close + 2))};
+    });
+    CHECK(count.wrong == 0);
+    CHECK(count.own == 0);
     std::this_thread::sleep_for(500ms);
     std::size_t extra = 0;
     for (auto& c : clients)

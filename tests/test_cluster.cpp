@@ -1,5 +1,6 @@
 // chat across daemons through a real redis-server (backend = redis://).
 #include "support.hpp"
+#include "ws_client.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -493,4 +494,32 @@ TEST_CASE("cluster: an IRC user on one daemon and a line user on the other share
     CHECK(l == ":bob!bob@coserve NICK robert");
     ann.send("QUIT :bye\r\n");
     CHECK(next_said(*bob) == "* ann left (bye)");
+}
+
+TEST_CASE("cluster: a WebSocket member on one daemon and a line user on the other share a room through redis") {
+    TwoDaemons cluster({}, "websocket = 127.0.0.1:0\n");
+    auto& [redis, prefix, a, b] = cluster;
+    auto bob = member(b, "bob");
+    bob->send_line("from before");
+    CHECK(bob->quiet_for(200ms));
+    WsClient ann(a.server().endpoints("chat", "websocket").at(0));
+    REQUIRE(ann.status() == 101);
+    CHECK(ann.text().starts_with("* welcome to #lobby, you are "));
+    CHECK(ann.text() == "<bob> from before");  // history from redis
+    ann.send_text("/nick BOB");
+    CHECK(ann.text() == "* error: nickname BOB is taken");  // bob is b's
+    ann.send_text("/nick ann");
+    CHECK(ann.text() == "* you are now known as ann");
+    ann.send_text("/who");
+    CHECK(ann.text() == "* 2 in #lobby: ann, bob");
+    ann.send_text("hello across");
+    CHECK(next_said(*bob) == "<ann> hello across");
+    bob->send_line("hello back");
+    CHECK(ann.text() == "<bob> hello back");
+    ann.send_text("/msg bob psst");
+    CHECK(bob->line() == "<ann> (private) psst");
+    ann.send_text("/quit");
+    CHECK(ann.text() == "* bye");
+    CHECK(ann.close_frame().close_reason() == "bye");
+    CHECK(bob->line() == "* ann left");
 }

@@ -267,7 +267,8 @@ TEST_CASE("TLS keys: each mistake that needs no certificate file is one line nam
 
 TEST_CASE("chat's IRC keys: each mistake one line naming the key") {
     CHECK(config_error("[chat]\ntcp = 127.0.0.1:0\nirc_ping = 30s\n") ==
-          "bad.ini: [chat] irc_ping: is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS)");
+          "bad.ini: [chat] irc_ping: is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS) "
+          "or WebSocket ones (websocket, websocket_tls)");
     CHECK(config_error("[chat]\nirc = 127.0.0.1:0\nirc_server_name = no spaces\n") ==
           "bad.ini: [chat] irc_server_name: expected 1-63 of A-Z a-z 0-9 . - _ (a name, not an address clients resolve)");
     CHECK_THAT(config_error("[chat]\nirc = 127.0.0.1:0\nirc_motd = /nonexistent/motd\n"),
@@ -286,4 +287,30 @@ TEST_CASE("chat's IRC keys: each mistake one line naming the key") {
     const auto shown = describe(config);
     CHECK(shown.find("sekrit") == std::string::npos);
     CHECK(shown.find("irc = 127.0.0.1:0") != std::string::npos);
+}
+
+TEST_CASE("chat's WebSocket keys: each mistake one line naming the key") {
+    CHECK(config_error("[chat]\ntcp = 127.0.0.1:0\nwebsocket_ping = 30s\n") ==
+          "bad.ini: [chat] websocket_ping: is set, but there are no WebSocket listeners (websocket = ENDPOINTS or "
+          "websocket_tls = ENDPOINTS)");
+    CHECK(config_error("[chat]\nwebsocket = 127.0.0.1:0\nwebsocket_origins = https://ok.example, chat.example.org\n") ==
+          "bad.ini: [chat] websocket_origins: expected origins as browsers send them, http://HOST[:PORT] or "
+          "https://HOST[:PORT] (no path), separated by commas; got chat.example.org");
+    CHECK(config_error("[chat]\nwebsocket = 127.0.0.1:0\nwebsocket_origins = https://x.example/path\n") ==
+          "bad.ini: [chat] websocket_origins: expected origins as browsers send them, http://HOST[:PORT] or "
+          "https://HOST[:PORT] (no path), separated by commas; got https://x.example/path");
+    CHECK(config_error("[chat]\nwebsocket = 127.0.0.1:0\nwebsocket_ping = 10ms\n") ==
+          "bad.ini: [chat] websocket_ping: expected a duration from 100ms to 1h, got \"10ms\"");
+    CHECK(config_error("[chat]\nwebsocket = 127.0.0.1:0\nwebsocket_request_timeout = 1h\n") ==
+          "bad.ini: [chat] websocket_request_timeout: expected a duration from 100ms to 5m, got \"1h\"");
+    CHECK(config_error("[chat]\nwebsocket_tls = 127.0.0.1:0\n") ==
+          "bad.ini: [chat] tls_cert: is needed by websocket_tls (a PEM file: the certificate, then its chain)");
+    CHECK(config_error("[echo]\nwebsocket = 127.0.0.1:0\n") == "bad.ini: [echo] websocket: unknown key");
+    // WebSocket listeners alone take the irc_* keys (IRC over text.ircv3.net).
+    const auto config = load_config_text("[chat]\nwebsocket = 127.0.0.1:0\nirc_server_name = web.example\n"
+                                         "websocket_origins = HTTPS://Chat.Example.org:443\n");
+    const auto shown = describe(config);
+    CHECK(shown.find("websocket = 127.0.0.1:0") != std::string::npos);
+    CHECK(shown.find("irc_server_name = \"web.example\"") != std::string::npos);
+    CHECK(shown.find("websocket_origins = \"HTTPS://Chat.Example.org:443\"") != std::string::npos);
 }

@@ -48,7 +48,7 @@ TEST_CASE("web: each line a frame, FIN and unmasked, with 7-bit, 16-bit and 64-b
     CHECK(frames("no ending") == std::string("\x81\x09no ending"));
 }
 
-TEST_CASE("web: text frames carry valid UTF-8; invalid bytes become U+FFFD, binary frames keep them") {
+TEST_CASE("web: text frames carry valid UTF-8 - invalid bytes become U+FFFD, binary frames keep them") {
     const auto valid = [](std::string_view s) {
         std::string out;
         ws::append_valid_utf8(out, s);
@@ -64,7 +64,7 @@ TEST_CASE("web: text frames carry valid UTF-8; invalid bytes become U+FFFD, bina
     CHECK(frames("\xff\r\n", true) == std::string("\x82\x01\xff"));
 }
 
-TEST_CASE("web: close frames carry the code and a reason cut to 123 bytes between characters; pings") {
+TEST_CASE("web: close frames carry the code and a reason cut to 123 bytes between characters - pings") {
     std::string out;
     ws::append_close(out, 1001, "idle timeout");
     CHECK(out == std::string("\x88\x0e\x03\xe9idle timeout"));

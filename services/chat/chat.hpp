@@ -129,6 +129,9 @@ private:
     // (IRC, WebSocket): a ping for the silent, the end for those that did
     // not answer it.
     boost::asio::awaitable<void> ping_sweep(std::shared_ptr<boost::asio::steady_timer> timer);
+    // A member's place in pinged_members_ (`pinged` set before).
+    void watch_pings(const std::shared_ptr<Member>& m);
+    void unwatch_pings(Member& m);
     // Lines from the server to an IRC member.
     void irc_reply(Member& m, std::string text, FlushList& pending);
     void irc_numeric(Member& m, std::string_view code, std::initializer_list<std::string_view> params,

@@ -43,20 +43,14 @@ asio::awaitable<void> Chat::serve_irc(Connection& c) {
     start_writer(c, m);
     ++irc_clients_;
     m->pinged = m->heard.load();  // the registration deadline counts from here (ping_sweep)
-    {
-        std::lock_guard lock(pinged_mutex_);
-        pinged_members_.emplace(m.get(), m);
-    }
+    watch_pings(m);
     try {
         co_await irc_read(c, m, asking.get(), client, quitting, pending);
     } catch (...) {
         failure = std::current_exception();
     }
     co_await asio::this_coro::throw_if_cancelled(false);
-    {
-        std::lock_guard lock(pinged_mutex_);
-        pinged_members_.erase(m.get());
-    }
+    unwatch_pings(*m);
     --irc_clients_;
     if (m->ping_timeout) failure = nullptr;  // closed by us, as intended
     const bool slow = co_await leave(c, m, quitting, pending);

@@ -54,12 +54,12 @@ struct Member : std::enable_shared_from_this<Member> {
     std::vector<Seat> seats;  // the rooms it is in, in the order joined (a line member: at most one)
     std::uint64_t mark = 0;   // already told of an event that spans rooms (a quit, a nick change)
     std::string away;         // IRC: AWAY's text (empty: here)
-    // IRC's ping: when the reader last heard from the client (steady clock,
-    // ns) and when the sweep pinged it (0: not waiting for a PONG).
+    // The ping (IRC, WebSocket): when the reader last heard from the client (steady clock,
+    // ns) and when the sweep pinged it (0: not waiting for an answer).
     // Before registration, `pinged` is when the connection began: the client
     // has irc_ping to register.
     std::atomic<std::int64_t> heard{0};
-    std::int64_t pinged = 0;  // irc_sweep's own once the member is in Chat::irc_members_
+    std::int64_t pinged = 0;  // ping_sweep's own once the member is in Chat::pinged_members_
     std::atomic<bool> registered{false};    // IRC: past NICK and USER
     std::atomic<bool> ping_timeout{false};  // ended by the ping (or registration) timeout
     Room* room() const noexcept { return seats.empty() ? nullptr : seats.front().room; }

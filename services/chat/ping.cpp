@@ -15,6 +15,16 @@ namespace coserve::services::chat {
 
 namespace asio = boost::asio;
 
+void Chat::watch_pings(const std::shared_ptr<Member>& m) {
+    std::lock_guard lock(pinged_mutex_);
+    pinged_members_.emplace(m.get(), m);
+}
+
+void Chat::unwatch_pings(Member& m) {
+    std::lock_guard lock(pinged_mutex_);
+    pinged_members_.erase(&m);
+}
+
 asio::awaitable<void> Chat::ping_sweep(std::shared_ptr<asio::steady_timer> timer) {
     using std::chrono::nanoseconds;
     const auto ns = [](Duration d) { return std::chrono::duration_cast<nanoseconds>(d).count(); };

@@ -112,8 +112,7 @@ asio::awaitable<std::optional<web::Subprotocol>> web_requests(Connection& c, Con
             keep_alive = request.keep_alive() && served + 1 < o.max_requests && answer.status != http::status::forbidden;
         }
         if (answer.status == http::status::forbidden) ++refused;
-        c.log(answer.kind == web::Answer::Kind::file ? Severity::debug : Severity::info)
-            << "http " << (ec ? "(unreadable: " + ec.message() + ")" : std::string(request.method_string()) + " " +
+        c.log(Severity::debug) << "http " << (ec ? "(unreadable: " + ec.message() + ")" : std::string(request.method_string()) + " " +
                                                                            std::string(request.target().substr(0, 200)))
             << ": " << static_cast<unsigned>(answer.status);
         auto response = web::response(answer, head, keep_alive);
@@ -151,7 +150,7 @@ asio::awaitable<void> Chat::serve_websocket(Connection& c) {
     ws.read_message_max(0);  // a long message is read in pieces and refused like a long line (ws_read)
     ws.next_layer().deadline(clock::now() + o_.web->request_timeout);
     if (auto [ec] = co_await ws.async_accept(request, asio::as_tuple(asio::use_awaitable)); ec) {
-        c.log(Severity::info) << "websocket upgrade refused: " << ec.message();  // Beast has answered (400)
+        c.log(Severity::debug) << "websocket upgrade refused: " << ec.message();  // Beast has answered (400)
         co_return;
     }
     ws.next_layer().deadline(std::nullopt);
@@ -181,10 +180,7 @@ asio::awaitable<void> Chat::serve_websocket(Connection& c) {
     std::exception_ptr failure;
     start_writer(c, m);
     ++ws_clients_;
-    {
-        std::lock_guard lock(pinged_mutex_);
-        pinged_members_.emplace(m.get(), m);
-    }
+    watch_pings(m);
     try {
         co_await out_.flush_sliced(pending);
         co_await ws_read(ws, m, asking.get(), irc ? &client : nullptr, quitting, pending);
@@ -197,10 +193,7 @@ asio::awaitable<void> Chat::serve_websocket(Connection& c) {
         failure = std::current_exception();
     }
     co_await asio::this_coro::throw_if_cancelled(false);
-    {
-        std::lock_guard lock(pinged_mutex_);
-        pinged_members_.erase(m.get());
-    }
+    unwatch_pings(*m);
     --ws_clients_;
     if (m->ping_timeout) failure = nullptr;  // closed by us, as intended
     MessageRef last;
