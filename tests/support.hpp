@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <vector>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -204,6 +205,17 @@ struct BulkCount {
     std::size_t wrong = 0, own = 0;
 };
 BulkCount count_bulk(int n, int lines, const std::function<std::optional<std::pair<int, int>>(int)>& heard);
+
+// After a bulk test: how many of `clients` still get something after a
+// pause of 500 ms (0: nothing more came, nothing twice).
+template <class Client>
+std::size_t still_talking(std::vector<std::unique_ptr<Client>>& clients) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::size_t extra = 0;
+    for (auto& c : clients)
+        if (!c->quiet_for(std::chrono::milliseconds(1))) ++extra;
+    return extra;
+}
 
 // Server options for in-process servers: no signal handlers.
 inline coserve::ServerHooks no_signals() {

@@ -48,14 +48,7 @@ std::unique_ptr<LineClient> line_member(RunningServer& rs, const std::string& ni
 // One HTTP exchange on `c`: the response header and body (Content-Length).
 std::pair<std::string, std::string> http_exchange(TcpClient& c, const std::string& request, std::string& rest) {
     c.send(request);
-    while (rest.find("\r\n\r\n") == std::string::npos) {
-        const auto some = c.recv_some();
-        if (some.empty()) throw std::runtime_error("closed: " + rest);
-        rest += some;
-    }
-    const auto end = rest.find("\r\n\r\n");
-    std::string head = rest.substr(0, end + 2);
-    rest.erase(0, end + 4);
+    std::string head = read_http_header(c, rest);
     const auto at = head.find("Content-Length: ");
     const std::size_t size = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
     const bool is_head = request.starts_with("HEAD ");
@@ -340,9 +333,5 @@ TEST_CASE("websocket: 1000 WebSocket members in one room get every line of every
     });
     CHECK(count.wrong == 0);
     CHECK(count.own == 0);
-    std::this_thread::sleep_for(500ms);
-    std::size_t extra = 0;
-    for (auto& c : clients)
-        if (!c->quiet_for(1ms)) ++extra;
-    CHECK(extra == 0);
+    CHECK(still_talking(clients) == 0);
 }

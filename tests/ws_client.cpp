@@ -15,6 +15,18 @@ std::string WsFrame::close_reason() const {
     return payload.size() > 2 ? payload.substr(2) : std::string();
 }
 
+std::string read_http_header(TcpClient& c, std::string& buffer) {
+    while (buffer.find("\r\n\r\n") == std::string::npos) {
+        const auto some = c.recv_some();
+        if (some.empty()) throw std::runtime_error("closed before the end of the HTTP header: " + buffer);
+        buffer += some;
+    }
+    const auto end = buffer.find("\r\n\r\n");
+    std::string header = buffer.substr(0, end + 2);
+    buffer.erase(0, end + 4);
+    return header;
+}
+
 WsClient::WsClient(const boost::asio::ip::tcp::endpoint& to, std::string_view headers, std::string_view path)
     : tcp_(to) {
     std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(to.port()) +
@@ -22,14 +34,7 @@ WsClient::WsClient(const boost::asio::ip::tcp::endpoint& to, std::string_view he
                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
     request.append(headers).append("\r\n");
     tcp_.send(request);
-    while (buffer_.find("\r\n\r\n") == std::string::npos) {
-        const auto some = tcp_.recv_some();
-        if (some.empty()) throw std::runtime_error("closed before the response header: " + buffer_);
-        buffer_ += some;
-    }
-    const auto end = buffer_.find("\r\n\r\n");
-    response_ = buffer_.substr(0, end + 2);
-    buffer_.erase(0, end + 4);
+    response_ = read_http_header(tcp_, buffer_);
     status_ = std::stoi(response_.substr(9, 3));
 }
 

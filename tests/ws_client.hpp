@@ -22,6 +22,11 @@ struct WsFrame {
     std::string close_reason() const;
 };
 
+// Reads from `c` into `buffer` until a blank line; returns the header
+// through its last CRLF and leaves what follows in `buffer`. Throws when the
+// connection closes first.
+std::string read_http_header(TcpClient& c, std::string& buffer);
+
 class WsClient {
 public:
     // Connects and sends an upgrade to /chat for Host 127.0.0.1:PORT with

@@ -10,6 +10,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <span>
 
 namespace coserve::services {
 namespace chat {
@@ -124,6 +125,12 @@ std::vector<std::string> read_motd(Section& s, const std::string& path) {
     return lines;
 }
 
+// Keys of a front-end set without its listeners: a mistake, named.
+void refuse_without_listeners(Section& s, std::span<const std::string_view> keys, std::string_view listeners) {
+    for (auto key : keys)
+        if (s.raw(key)) s.fail(key, "is set, but there are no " + std::string(listeners));
+}
+
 bool listening(const InstanceOptions& options, std::string_view front_end) {
     return std::any_of(options.front_ends.begin(), options.front_ends.end(), [&](const FrontEndListeners& f) {
         return f.name == front_end && (!f.tcp.empty() || !f.tls.empty());
@@ -134,10 +141,8 @@ bool listening(const InstanceOptions& options, std::string_view front_end) {
 // WebSocket ones (IRC over text.ircv3.net); set without them, a mistake.
 std::optional<IrcOptions> irc_options(Section& s, const InstanceOptions& options, HubOptions& hub) {
     if (!listening(options, "irc") && !listening(options, "websocket")) {
-        for (auto key : irc_keys)
-            if (s.raw(key))
-                s.fail(key, "is set, but there are no IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS) "
-                            "or WebSocket ones (websocket, websocket_tls)");
+        refuse_without_listeners(s, irc_keys, "IRC listeners (irc = ENDPOINTS or irc_tls = ENDPOINTS) "
+                                              "or WebSocket ones (websocket, websocket_tls)");
         return std::nullopt;
     }
     IrcOptions o;
@@ -161,9 +166,7 @@ constexpr std::string_view web_keys[] = {"websocket_origins", "websocket_ping", 
 // The websocket_* keys, with `websocket` or `websocket_tls` listeners.
 std::optional<WebOptions> web_options(Section& s, const InstanceOptions& options) {
     if (!listening(options, "websocket")) {
-        for (auto key : web_keys)
-            if (s.raw(key))
-                s.fail(key, "is set, but there are no WebSocket listeners (websocket = ENDPOINTS or websocket_tls = ENDPOINTS)");
+        refuse_without_listeners(s, web_keys, "WebSocket listeners (websocket = ENDPOINTS or websocket_tls = ENDPOINTS)");
         return std::nullopt;
     }
     WebOptions o;

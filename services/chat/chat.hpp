@@ -77,6 +77,9 @@ public:
 
 private:
     // session.cpp
+    // A member for the session on `c`: its outbox writes to `c`, its rate
+    // bucket is full, it was last heard now.
+    std::shared_ptr<Member> new_member(Connection& c, Format format = Format::line, Wire wire = Wire::raw) const;
     boost::asio::awaitable<bool> admit(Connection& c, const std::shared_ptr<Member>& m, Asking* asking, FlushList& pending);
     void start_writer(Connection& c, const std::shared_ptr<Member>& m);
     boost::asio::awaitable<void> read_lines(Connection& c, const std::shared_ptr<Member>& m, Asking* asking,

@@ -27,14 +27,7 @@ void Chat::irc_numeric(Member& m, std::string_view code, std::initializer_list<s
 }
 
 asio::awaitable<void> Chat::serve_irc(Connection& c) {
-    auto m = std::make_shared<Member>(c.executor(), o_.max_queue, Format::irc);
-    {
-        std::lock_guard lock(m->mutex);
-        m->connection = &c;
-        m->encrypted = c.encrypted();
-    }
-    m->bucket = TokenBucket(o_.rate, clock::now());
-    m->heard = now_ns();
+    const auto m = new_member(c, Format::irc);
     const auto asking = directory_.asking(m->executor);
     IrcClient client;
     FlushList pending;

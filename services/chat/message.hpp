@@ -56,8 +56,13 @@ public:
     }
 
     void recycle(Message* m) {
+        // No reference to `m` is left, so no thread touches its slots: a
+        // load, not an exchange (most messages never had a WebSocket reader).
         for (auto& slot : m->framed)
-            if (Message* twin = slot.exchange(nullptr, std::memory_order_acquire)) intrusive_ptr_release(twin);
+            if (Message* twin = slot.load(std::memory_order_acquire)) {
+                slot.store(nullptr, std::memory_order_relaxed);
+                intrusive_ptr_release(twin);
+            }
         if (m->text.capacity() <= 8192) {
             std::lock_guard lock(mutex_);
             if (free_.size() < max_free) {

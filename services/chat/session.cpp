@@ -17,16 +17,22 @@ namespace coserve::services::chat {
 namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
 
-asio::awaitable<void> Chat::serve(Connection& c) {
-    if (c.front_end() == "irc") co_return co_await serve_irc(c);
-    if (c.front_end() == "websocket") co_return co_await serve_websocket(c);
-    auto m = std::make_shared<Member>(c.executor(), o_.max_queue);
+std::shared_ptr<Member> Chat::new_member(Connection& c, Format format, Wire wire) const {
+    auto m = std::make_shared<Member>(c.executor(), o_.max_queue, format, wire);
     {
         std::lock_guard lock(m->mutex);
         m->connection = &c;
         m->encrypted = c.encrypted();
     }
     m->bucket = TokenBucket(o_.rate, clock::now());
+    m->heard = now_ns();
+    return m;
+}
+
+asio::awaitable<void> Chat::serve(Connection& c) {
+    if (c.front_end() == "irc") co_return co_await serve_irc(c);
+    if (c.front_end() == "websocket") co_return co_await serve_websocket(c);
+    const auto m = new_member(c);
     const auto asking = directory_.asking(m->executor);
     FlushList pending;
     if (!co_await admit(c, m, asking.get(), pending)) co_return;

@@ -1,6 +1,8 @@
 // chat over WebSocket: frames and UTF-8. See websocket.hpp.
 #include "websocket.hpp"
 
+#include "irc.hpp"
+
 namespace coserve::services::chat::ws {
 
 namespace {
@@ -80,9 +82,7 @@ void append_frames(std::string& out, std::string_view text, bool binary) {
 }
 
 void append_close(std::string& out, std::uint16_t code, std::string_view reason) {
-    std::size_t size = std::min<std::size_t>(reason.size(), 123);
-    while (size < reason.size() && size > 0 && (static_cast<unsigned char>(reason[size]) & 0xc0) == 0x80) --size;
-    reason = reason.substr(0, size);
+    reason = irc::fit(reason, 123);  // between UTF-8 characters, as IRC's lines are cut
     append_header(out, 0x8, 2 + reason.size());
     out.push_back(static_cast<char>(code >> 8));
     out.push_back(static_cast<char>(code & 0xff));

@@ -155,15 +155,8 @@ asio::awaitable<void> Chat::serve_websocket(Connection& c) {
     }
     ws.next_layer().deadline(std::nullopt);
     const bool irc = *subprotocol != web::Subprotocol::line;
-    auto m = std::make_shared<Member>(c.executor(), o_.max_queue, irc ? Format::irc : Format::line,
-                                      *subprotocol == web::Subprotocol::irc_binary ? Wire::ws_binary : Wire::ws_text);
-    {
-        std::lock_guard lock(m->mutex);
-        m->connection = &c;
-        m->encrypted = c.encrypted();
-    }
-    m->bucket = TokenBucket(o_.rate, clock::now());
-    m->heard = now_ns();
+    const auto m = new_member(c, irc ? Format::irc : Format::line,
+                              *subprotocol == web::Subprotocol::irc_binary ? Wire::ws_binary : Wire::ws_text);
     WsSink sink(out_, m);
     ws.next_layer().sink(&sink);
     ws.control_callback([member = m.get()](websocket::frame_type, beast::string_view) {
