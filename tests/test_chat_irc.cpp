@@ -381,7 +381,7 @@ TEST_CASE("irc: one that does not register is closed, a silent client is pinged,
 
 TEST_CASE("irc: 1000 IRC clients in one room get every line of every other member exactly once, in order", "[e2e]") {
     RunningServer rs(std::string(irc_config) + "max_per_source = 0\nmax_connections = 2000\nrate = 0\nhistory = 0\n"
-                     "max_clients = 2000\nmax_queue = 10000\n");
+                     "max_clients = 2000\nmax_queue = 10000\nirc_ping = 1h\n");
     const auto ep = irc_endpoint(rs);
     constexpr int n = 1000, lines = 2;
     std::vector<std::unique_ptr<LineClient>> clients;
