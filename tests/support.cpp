@@ -176,13 +176,15 @@ bool TcpClient::closed_within(std::chrono::milliseconds timeout) {
 std::string LineClient::line(std::chrono::milliseconds timeout) {
     auto end = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        auto lf = buffer_.find('\n');
+        auto lf = buffer_.find('\n', head_);
         if (lf != std::string::npos) {
-            std::string line = buffer_.substr(0, lf);
-            buffer_.erase(0, lf + 1);
+            std::string line = buffer_.substr(head_, lf - head_);
+            head_ = lf + 1;
+            if (head_ * 2 >= buffer_.size()) compact();
             if (!line.empty() && line.back() == '\r') line.pop_back();
             return line;
         }
+        compact();
         if (eof_) throw std::runtime_error("line: EOF (buffered: " + buffer_ + ")");
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
         if (left <= 0ms) throw std::runtime_error("line: timed out (buffered: " + buffer_ + ")");
@@ -193,6 +195,7 @@ std::string LineClient::line(std::chrono::milliseconds timeout) {
 }
 
 std::string LineClient::bytes(std::size_t n, std::chrono::milliseconds timeout) {
+    compact();
     std::string out = buffer_.substr(0, n);
     buffer_.erase(0, out.size());
     if (out.size() < n) out += tcp_.recv_exact(n - out.size(), timeout);
@@ -202,10 +205,11 @@ std::string LineClient::bytes(std::size_t n, std::chrono::milliseconds timeout) 
 bool LineClient::quiet_for(std::chrono::milliseconds wait) {
     try {
         auto l = line(wait);
+        compact();
         buffer_.insert(0, l + "\n");
         return false;
     } catch (const std::runtime_error&) {
-        return buffer_.find('\n') == std::string::npos && !eof_;
+        return buffer_.find('\n', head_) == std::string::npos && !eof_;
     }
 }
 

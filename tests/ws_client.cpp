@@ -68,28 +68,35 @@ void WsClient::send_frame(unsigned opcode, std::string_view payload, bool fin) {
 }
 
 bool WsClient::parse(WsFrame& out) {
-    if (buffer_.size() < 2) return false;
-    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(buffer_[i]); };
+    // Frames are taken from buffer_ at head_; the taken prefix is dropped once
+    // it is half the buffer (an erase per frame made the bulk test quadratic).
+    const std::size_t have = buffer_.size() - head_;
+    if (have < 2) return false;
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(buffer_[head_ + i]); };
     std::size_t at = 2;
     std::uint64_t size = byte(1) & 0x7f;
     if (size == 126) {
-        if (buffer_.size() < 4) return false;
+        if (have < 4) return false;
         size = static_cast<std::uint64_t>(byte(2)) << 8 | byte(3);
         at = 4;
     } else if (size == 127) {
-        if (buffer_.size() < 10) return false;
+        if (have < 10) return false;
         size = 0;
         for (std::size_t i = 2; i < 10; ++i) size = size << 8 | byte(i);
         at = 10;
     }
     const bool masked = byte(1) & 0x80;
     if (masked) at += 4;
-    if (buffer_.size() < at + size) return false;
+    if (have < at + size) return false;
     out.fin = byte(0) & 0x80;
     out.opcode = byte(0) & 0x0f;
     out.masked = masked;
-    out.payload = buffer_.substr(at, size);
-    buffer_.erase(0, at + size);
+    out.payload = buffer_.substr(head_ + at, size);
+    head_ += at + size;
+    if (head_ * 2 >= buffer_.size()) {
+        buffer_.erase(0, head_);
+        head_ = 0;
+    }
     return true;
 }
 

@@ -53,7 +53,7 @@ public:
     bool answer_pings = true;
     int pings_answered = 0;
     // Bytes read past the response header (a refusal's body) or past the last frame.
-    const std::string& buffered() const { return buffer_; }
+    std::string buffered() const { return buffer_.substr(head_); }
     TcpClient& tcp() { return tcp_; }
 
 private:
@@ -61,6 +61,7 @@ private:
 
     TcpClient tcp_;
     std::string buffer_;
+    std::size_t head_ = 0;  // parse(): where the next frame starts in buffer_
     std::string response_;
     int status_ = 0;
 };
