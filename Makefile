@@ -36,20 +36,19 @@ check: deps
 # not judged); the suite again under ThreadSanitizer with 4 event-loop
 # threads; every fuzz target for 30 s.
 test: deps
-	$(MAKE) --no-print-directory deb
-	cmake --preset debug
-	cmake --build --preset debug
-	ctest --preset debug
-	$(MAKE) --no-print-directory test-deploy
-	cmake --preset release
-	cmake --build --preset release --target coserved coserve coserve_shared coserve_services coserve_services_shared \
-	  coserve-soak coserve-bench epoll_echo
-	tests/e2e_install.sh build/release
-	tests/e2e_valgrind.sh build/release/coserved
-	scripts/soak 60
-	scripts/bench --quick --servers c-epoll,coserved
-	$(MAKE) --no-print-directory tsan
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+	@rm -f build/stages.txt
+	scripts/stage deb $(MAKE) --no-print-directory deb
+	scripts/stage debug-build sh -c 'cmake --preset debug && cmake --build --preset debug'
+	scripts/stage debug-suite ctest --preset debug
+	scripts/stage deploy $(MAKE) --no-print-directory test-deploy
+	scripts/stage release sh -c 'cmake --preset release && cmake --build --preset release --target coserved coserve \
+	  coserve_shared coserve_services coserve_services_shared coserve-soak coserve-bench epoll_echo'
+	scripts/stage install tests/e2e_install.sh build/release
+	scripts/stage valgrind tests/e2e_valgrind.sh build/release/coserved
+	scripts/stage soak scripts/soak 60
+	scripts/stage bench scripts/bench --quick --servers c-epoll,coserved
+	scripts/stage tsan $(MAKE) --no-print-directory tsan
+	scripts/stage fuzz $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
 
 # Where users run it (needs root, as CI has): the .deb checked by lintian and
 # unpacked; the .deb installed with apt in Debian 12 booted under systemd
