@@ -16,7 +16,7 @@ public:
         while (true) {
             const auto data = co_await c.read_shared();
             if (data.empty()) break;
-            co_await c.write_now(data);
+            if (const auto rest = c.send_now(data); !rest.empty()) co_await c.write_now(rest);
         }
         c.shutdown_send();  // the client half-closed and everything is echoed
     }

@@ -9,6 +9,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/append.hpp>
 
 #include <boost/asio/ssl/error.hpp>
 
@@ -110,17 +111,30 @@ namespace {
 thread_local std::array<char, 65536> loop_buffer;
 }  // namespace
 
-asio::awaitable<std::span<const char>> Connection::read_shared() {
-    if (s_.eof_pending) co_return std::span<const char>();
-    // Asio's own read into the connection's small buffer: it costs one recv
-    // per message and no epoll_ctl (unlike waiting for readability), and
-    // tries the socket first only when the last read may have left data.
-    // What does not fit is read at once into the loop's buffer behind it.
-    auto [ec, n] = s_.tls ? co_await s_.tls->async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred))
-                          : co_await s_.socket.async_read_some(asio::buffer(s_.small), asio::as_tuple(asio::deferred));
+asio::ip::tcp::socket* Connection::plain_read_socket() noexcept {
+    return s_.tls || s_.eof_pending ? nullptr : &s_.socket;
+}
+
+asio::mutable_buffer Connection::small_buffer() noexcept {
+    return asio::buffer(s_.small);
+}
+
+void Connection::start_other_read(asio::any_completion_handler<void(boost::system::error_code, std::size_t)> handler) {
+    if (s_.eof_pending) {
+        asio::post(s_.executor, asio::append(std::move(handler), boost::system::error_code(asio::error::eof), std::size_t{0}));
+        return;
+    }
+    s_.tls->async_read_some(asio::buffer(s_.small), std::move(handler));
+}
+
+std::span<const char> Connection::finish_shared_read(boost::system::error_code& ec, std::size_t n) {
+    // Asio's own read into the connection's small buffer costs one recv per
+    // message and no epoll_ctl (unlike waiting for readability), and tries
+    // the socket first only when the last read may have left data. What
+    // does not fit is read at once into the loop's buffer behind it.
     if (ec) {
-        if (end_of_stream(ec)) co_return std::span<const char>();
-        throw boost::system::system_error(ec, "read");
+        if (end_of_stream(ec)) ec = {};
+        return {};
     }
     std::memcpy(loop_buffer.data(), s_.small.data(), n);
     if (s_.tls) {
@@ -141,12 +155,26 @@ asio::awaitable<std::span<const char>> Connection::read_shared() {
         } else if (more_ec == asio::error::eof) {
             s_.eof_pending = true;  // the bytes first, the end next time
         } else if (more_ec != asio::error::would_block && more_ec != asio::error::try_again) {
-            throw boost::system::system_error(more_ec, "read");
+            ec = more_ec;  // the bytes already read are lost with the connection
+            return {};
         }
     }
     s_.bytes_in += n;
     s_.touch();
-    co_return std::span<const char>(loop_buffer.data(), n);
+    return {loop_buffer.data(), n};
+}
+
+std::span<const char> Connection::send_now(std::span<const char> data) {
+    if (s_.tls || data.empty()) return data;
+    boost::system::error_code ec;
+    const std::size_t n = s_.socket.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec) {  // (tested first: comparing error codes costs more than the rest of this call)
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return data;
+        throw boost::system::system_error(ec, "write");
+    }
+    s_.bytes_out += n;
+    s_.touch();
+    return data.subspan(n);
 }
 
 asio::awaitable<void> Connection::write_now(std::span<const char> data) {

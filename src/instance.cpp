@@ -37,7 +37,7 @@ SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     slot.id = id;
     slot.executor = std::move(executor);
     // Active from the start: the sweep must not take a session that has not run yet for an idle one.
-    slot.last_activity.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    slot.last_seen = std::chrono::steady_clock::now().time_since_epoch().count();
     return slot;
 }
 
@@ -51,7 +51,7 @@ std::size_t Instance::session_count() {
     return sessions_.size();
 }
 
-void Instance::cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason, bool again) {
+void Instance::cancel_sessions(const std::function<bool(SessionSlot&)>& pick, const char* reason, bool again) {
     std::vector<std::pair<std::uint64_t, asio::any_io_executor>> targets;
     {
         std::lock_guard lock(mutex_);

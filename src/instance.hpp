@@ -47,12 +47,18 @@ struct Counters {
 // Registry entry of one TCP session. Created before the session coroutine is
 // spawned and erased by its completion handler, so the cancellation signal
 // bound to the coroutine outlives it. Touched only on the session's executor,
-// except `last_activity` (atomic) which the sweep reads.
+// except `active` (atomic), which the session sets and the idle sweep clears,
+// and `last_seen`, which only the sweep uses (under the registry's lock).
 struct SessionSlot {
     std::uint64_t id = 0;
     boost::asio::any_io_executor executor;
     boost::asio::cancellation_signal signal;
-    std::atomic<std::chrono::steady_clock::rep> last_activity{0};
+    // Activity without a clock read per read or write: the session sets
+    // `active` (Session::touch); the sweep, every period, takes it back and
+    // stamps `last_seen` with its own clock, and closes a session whose
+    // last_seen is older than idle_timeout.
+    std::atomic<bool> active{true};
+    std::chrono::steady_clock::rep last_seen = 0;
     std::atomic<bool> finished{false};    // the coroutine has returned; emit nothing any more
     const char* cancel_reason = nullptr;  // why the framework cancelled it, for the close log line
 };
@@ -90,7 +96,7 @@ struct Instance {
     // Terminal cancellation of the sessions for which `pick` is true; the
     // signal is emitted on each session's own executor. A session already
     // cancelled is signalled again only with `again`. Thread-safe.
-    void cancel_sessions(const std::function<bool(const SessionSlot&)>& pick, const char* reason, bool again = false);
+    void cancel_sessions(const std::function<bool(SessionSlot&)>& pick, const char* reason, bool again = false);
     std::size_t session_count();
 
     // The TLS context new sessions use: the configuration's, or the one a

@@ -68,8 +68,9 @@ public:
     // the session cannot race with one.
     boost::asio::awaitable<void> quiesce();
 
+    // Marks activity for the idle sweep: a flag, no clock read (SessionSlot).
     void touch() noexcept {
-        slot.last_activity.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+        if (!slot.active.load(std::memory_order_relaxed)) slot.active.store(true, std::memory_order_relaxed);
     }
 
     using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>;

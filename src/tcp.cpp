@@ -244,17 +244,24 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
 }
 
 asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
-    // Sessions stamp their last read or write; this coarse sweep closes the
-    // silent ones, so no timer is re-armed per read.
+    // Sessions mark their reads and writes (Session::touch, a flag); this
+    // coarse sweep turns the marks into times and closes the silent, so no
+    // timer is re-armed and no clock is read per read. A session is closed
+    // after idle_timeout of silence, never sooner, and at most two periods
+    // later.
     const auto period = std::clamp<Duration>(idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
     for (;;) {
         inst.sweep_timer->expires_after(period);
         auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::deferred));
         if (ec || inst.server.stopping) co_return;
         if (inst.retired && inst.session_count() == 0) co_return;  // replaced by a reload, and drained
-        const auto limit = (clock::now() - idle).time_since_epoch().count();
+        const auto now = clock::now();
+        const auto limit = (now - idle).time_since_epoch().count();
         inst.cancel_sessions(
-            [limit](const SessionSlot& s) { return s.last_activity.load(std::memory_order_relaxed) < limit; },
+            [limit, now = now.time_since_epoch().count()](SessionSlot& s) {
+                if (s.active.exchange(false, std::memory_order_relaxed)) s.last_seen = now;
+                return s.last_seen < limit;
+            },
             idle_reason);
     }
 }

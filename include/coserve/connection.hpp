@@ -25,9 +25,13 @@
 #include <coserve/config.hpp>
 #include <coserve/log.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <sys/uio.h>
@@ -62,11 +66,30 @@ public:
 
     // Waits until the client has sent something, then reads what is there
     // into a buffer owned by the event-loop thread, so a connection waiting
-    // for data owns only a 128-byte buffer, not a full one. Returns the
-    // bytes read, or an empty span at end of stream. The span is valid only
-    // until the caller's next co_await: consume it, copy it, or hand it to
-    // write_now() first.
-    boost::asio::awaitable<std::span<const char>> read_shared();
+    // for data owns only a 128-byte buffer, not a full one. Completes with
+    // the bytes read, or an empty span at end of stream; `co_await` it (it
+    // throws boost::system::system_error on other errors). The span is valid
+    // only until the caller's next co_await: consume it, copy it, or hand it
+    // to send_now()/write_now() first. An Asio deferred operation, not a
+    // coroutine: awaiting it suspends the caller's own frame and makes no
+    // frame of its own (the echo data path; docs/benchmarks.md).
+    auto read_shared() {
+        namespace asio = boost::asio;
+        return asio::async_initiate<const asio::deferred_t&, void(boost::system::error_code, std::size_t)>(
+                   SharedRead{this}, asio::deferred) |
+               asio::deferred([this](boost::system::error_code ec, std::size_t n) {
+                   const auto data = finish_shared_read(ec, n);
+                   return asio::deferred.values(ec, data);
+               });
+    }
+
+    // Sends what the socket takes of `data` at once, without waiting, and
+    // returns the rest: empty when all of it went; otherwise co_await
+    // write_now(rest) before reading again. Over TLS it sends nothing and
+    // returns `data` (write_now() encrypts). A plain call, no coroutine: the
+    // common case of a reply that fits in the socket's buffer costs one
+    // send(2). Throws boost::system::system_error when the client is gone.
+    std::span<const char> send_now(std::span<const char> data);
 
     // Writes all of `data`: at once, as far as the socket takes it, and the
     // rest (copied first, so `data` may be read_shared()'s span) when the
@@ -148,6 +171,27 @@ public:
 
 private:
     friend class detail::Session;
+    // read_shared()'s read: on the socket directly (its handler is the
+    // caller's, so its executor, cancellation and allocator are kept);
+    // through TLS, or after the end was seen, by the out-of-line path.
+    struct SharedRead {
+        Connection* c;
+        template <class Handler>
+        void operator()(Handler&& handler) const {
+            if (auto* socket = c->plain_read_socket())
+                socket->async_read_some(c->small_buffer(), std::forward<Handler>(handler));
+            else
+                c->start_other_read(boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>(
+                    std::forward<Handler>(handler)));
+        }
+    };
+    boost::asio::ip::tcp::socket* plain_read_socket() noexcept;  // null: TLS, or the end already seen
+    boost::asio::mutable_buffer small_buffer() noexcept;
+    void start_other_read(boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)> handler);
+    // After the read: the rest of what is there into the loop's buffer, the
+    // counts and the activity stamp; `ec` cleared at end of stream.
+    std::span<const char> finish_shared_read(boost::system::error_code& ec, std::size_t n);
+
     explicit Connection(detail::Session& session) noexcept : s_(session) {}
     detail::Session& s_;
 };
