@@ -76,6 +76,7 @@ bench:
 	@scripts/install-deps --bench
 	cmake --preset release
 	cmake --build --preset release
+	cmake --build --preset release --target asio-floor
 	scripts/bench
 
 # build/deb/coserved_<version>_<arch>.deb, by debhelper (scripts/build-deb, debian/)
