@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
         [&]() -> asio::awaitable<void> {
             for (;;) {
                 auto socket = co_await acceptor.async_accept(asio::deferred);
-                socket.set_option(tcp::no_delay(true));
+                boost::system::error_code ignored;  // a client already gone is not a failure of the loop
+                socket.set_option(tcp::no_delay(true), ignored);
                 if (variant == "callback") {
                     std::make_shared<CallbackConnection>(std::move(socket))->read();
                     continue;

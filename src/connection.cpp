@@ -46,7 +46,6 @@ Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl)
     peer = ec ? std::string("?") : log::format_endpoint(ep);
     log_peer = peer;
     socket.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
-    touch();
 }
 
 }  // namespace detail

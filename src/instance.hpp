@@ -57,7 +57,7 @@ struct SessionSlot {
     // `active` (Session::touch); the sweep, every period, takes it back and
     // stamps `last_seen` with its own clock, and closes a session whose
     // last_seen is older than idle_timeout.
-    std::atomic<bool> active{true};
+    std::atomic<bool> active{false};
     std::chrono::steady_clock::rep last_seen = 0;
     std::atomic<bool> finished{false};    // the coroutine has returned; emit nothing any more
     const char* cancel_reason = nullptr;  // why the framework cancelled it, for the close log line

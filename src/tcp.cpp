@@ -248,19 +248,23 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
     // coarse sweep turns the marks into times and closes the silent, so no
     // timer is re-armed and no clock is read per read. A session is closed
     // after idle_timeout of silence, never sooner, and at most two periods
-    // later.
+    // later (one for a client that never sent anything: add_session stamps
+    // the accept).
     const auto period = std::clamp<Duration>(idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
     for (;;) {
         inst.sweep_timer->expires_after(period);
         auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::deferred));
         if (ec || inst.server.stopping) co_return;
         if (inst.retired && inst.session_count() == 0) co_return;  // replaced by a reload, and drained
-        const auto now = clock::now();
-        const auto limit = (now - idle).time_since_epoch().count();
+        // The clock is read per session, under the registry's lock, after the
+        // mark is taken back: activity after that read is seen next time,
+        // never stamped with an earlier time (which could close it early).
         inst.cancel_sessions(
-            [limit, now = now.time_since_epoch().count()](SessionSlot& s) {
-                if (s.active.exchange(false, std::memory_order_relaxed)) s.last_seen = now;
-                return s.last_seen < limit;
+            [idle](SessionSlot& s) {
+                const bool active = s.active.exchange(false, std::memory_order_relaxed);
+                const auto now = clock::now();
+                if (active) s.last_seen = now.time_since_epoch().count();
+                return s.last_seen < (now - idle).time_since_epoch().count();
             },
             idle_reason);
     }

@@ -8,7 +8,7 @@
 //
 // Threading: all calls happen on the connection's executor (a strand when the
 // server runs several threads), except try_send(), which any thread may call
-// while serve() runs; the idle sweep only reads the activity stamp.
+// while serve() runs; the idle sweep only takes back the activity mark.
 //
 // Reads and writes go through these members, never the raw socket, so the
 // framework counts every byte and sees activity for `idle_timeout`. A
@@ -78,6 +78,8 @@ public:
         return asio::async_initiate<const asio::deferred_t&, void(boost::system::error_code, std::size_t)>(
                    SharedRead{this}, asio::deferred) |
                asio::deferred([this](boost::system::error_code ec, std::size_t n) {
+                   // (The error goes as a code: Asio 1.26 cannot complete an awaited
+                   // operation with (exception_ptr, T), which would let it say "read:".)
                    const auto data = finish_shared_read(ec, n);
                    return asio::deferred.values(ec, data);
                });
