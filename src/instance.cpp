@@ -36,7 +36,7 @@ SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     auto& slot = sessions_[id];
     slot.id = id;
     slot.executor = std::move(executor);
-    // Active from the start: the sweep must not take a session that has not run yet for an idle one.
+    // Stamped at the start: the sweep must not take a session that has not run yet for an idle one.
     slot.last_seen = std::chrono::steady_clock::now().time_since_epoch().count();
     return slot;
 }

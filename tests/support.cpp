@@ -179,8 +179,7 @@ std::string LineClient::line(std::chrono::milliseconds timeout) {
         auto lf = buffer_.find('\n', head_);
         if (lf != std::string::npos) {
             std::string line = buffer_.substr(head_, lf - head_);
-            head_ = lf + 1;
-            if (head_ * 2 >= buffer_.size()) compact();
+            consume(buffer_, head_, lf + 1 - head_);
             if (!line.empty() && line.back() == '\r') line.pop_back();
             return line;
         }

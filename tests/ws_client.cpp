@@ -68,8 +68,7 @@ void WsClient::send_frame(unsigned opcode, std::string_view payload, bool fin) {
 }
 
 bool WsClient::parse(WsFrame& out) {
-    // Frames are taken from buffer_ at head_; the taken prefix is dropped once
-    // it is half the buffer (an erase per frame made the bulk test quadratic).
+    // Frames are taken from buffer_ at head_ (consume(), support.hpp).
     const std::size_t have = buffer_.size() - head_;
     if (have < 2) return false;
     const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(buffer_[head_ + i]); };
@@ -92,11 +91,7 @@ bool WsClient::parse(WsFrame& out) {
     out.opcode = byte(0) & 0x0f;
     out.masked = masked;
     out.payload = buffer_.substr(head_ + at, size);
-    head_ += at + size;
-    if (head_ * 2 >= buffer_.size()) {
-        buffer_.erase(0, head_);
-        head_ = 0;
-    }
+    consume(buffer_, head_, at + size);
     return true;
 }
 

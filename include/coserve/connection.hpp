@@ -191,7 +191,7 @@ private:
     boost::asio::mutable_buffer small_buffer() noexcept;
     void start_other_read(boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)> handler);
     // After the read: the rest of what is there into the loop's buffer, the
-    // counts and the activity stamp; `ec` cleared at end of stream.
+    // counts and the activity mark; `ec` cleared at end of stream.
     std::span<const char> finish_shared_read(boost::system::error_code& ec, std::size_t n);
 
     explicit Connection(detail::Session& session) noexcept : s_(session) {}
