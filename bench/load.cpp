@@ -109,8 +109,8 @@ struct Percentiles {
         return samples_us[k];
     }
     std::string report() {
-        char b[160];
-        std::snprintf(b, sizeof b, "p50_us=%.0f p99_us=%.0f p999_us=%.0f", at(0.5), at(0.99), at(0.999));
+        char b[200];
+        std::snprintf(b, sizeof b, "p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f", at(0.5), at(0.99), at(0.999), at(1.0));
         return b;
     }
 };

@@ -156,3 +156,55 @@ TEST_CASE("chat hub: a link outage is told once to everyone, and to each newcome
     f.hub.link_state(true, f.flush);
     CHECK(take(*a).back() == std::string(Hub::link_restored_notice) + "\r\n");
 }
+
+TEST_CASE("chat hub: join notices go in batches and each member hears the joins after its own in order with the rest") {
+    boost::asio::io_context ioc;
+    Delivery out;
+    Hub hub{HubOptions{.room = "lobby", .history = 0, .max_clients = 10}, out};
+    int started = 0;
+    hub.set_notice_flusher([&] { ++started; });
+    FlushList flush;
+    auto admit = [&](const std::string& nick) {
+        auto m = std::make_shared<Member>(ioc.get_executor(), 100);
+        REQUIRE(hub.admit(m, nick, nullptr, flush));
+        return m;
+    };
+    auto a = admit("ann");
+    CHECK(started == 1);
+    CHECK(take(*a).size() == 1);  // the welcome
+    CHECK(hub.settle_notices(flush));  // ann's own join: nobody else to tell
+    CHECK_FALSE(hub.settle_notices(flush));  // nothing waits: the flusher ends
+    auto b = admit("bob");
+    auto c = admit("cy");
+    auto d = admit("dee");
+    CHECK(started == 2);  // one flusher for the batch
+    take(*b);
+    take(*c);
+    take(*d);
+    CHECK(take(*a).empty());  // not yet: the batch waits for the flusher
+    CHECK(hub.settle_notices(flush));
+    CHECK(take(*a) == Lines{"* bob joined #lobby\r\n* cy joined #lobby\r\n* dee joined #lobby\r\n"});
+    CHECK(take(*b) == Lines{"* cy joined #lobby\r\n* dee joined #lobby\r\n"});
+    CHECK(take(*c) == Lines{"* dee joined #lobby\r\n"});
+    CHECK(take(*d).empty());
+    CHECK(hub.deliveries() == 3 + 2 + 1);
+
+    // A line in the room tells the waiting joins first.
+    auto e = admit("eve");
+    take(*e);
+    hub.say(*b, false, "hi", flush);
+    CHECK(take(*a) == Lines{"* eve joined #lobby\r\n", "<bob> hi\r\n"});
+    CHECK(take(*e) == Lines{"<bob> hi\r\n"});
+    CHECK(take(*b) == Lines{"* eve joined #lobby\r\n"});
+    CHECK(take(*c) == Lines{"* eve joined #lobby\r\n", "<bob> hi\r\n"});
+    take(*d);
+    CHECK_FALSE(hub.settle_notices(flush));  // already told
+
+    // A member that leaves hears the joins before it left; the others hear both.
+    auto g = admit("gus");
+    take(*g);
+    hub.remove(*c, "left", flush);
+    CHECK(take(*c) == Lines{"* gus joined #lobby\r\n"});
+    CHECK(take(*a) == Lines{"* gus joined #lobby\r\n", "* cy left\r\n"});
+    CHECK(take(*g) == Lines{"* cy left\r\n"});
+}

@@ -6,6 +6,8 @@
 #include <coserve/log.hpp>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/post.hpp>
 
 #include <ctime>
@@ -27,7 +29,32 @@ std::string now_text() {
     return buf;
 }
 
+// A background task's failure, in the error log.
+void log_failure(const std::string& instance, std::string_view what, std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        COSERVE_LOG(Severity::error, instance, "") << what << " failed: " << x.what();
+    } catch (...) {
+        COSERVE_LOG(Severity::error, instance, "") << what << " failed";
+    }
+}
+
 }  // namespace
+
+// The join notices waiting in the hub's batches, one loop pass after the
+// first of them: whatever joins meanwhile goes in the same broadcast. One
+// flusher at a time (the hub starts it), so a storm of joins costs the loop
+// one sliced flush per pass, however many join.
+boost::asio::awaitable<void> Chat::flush_notices() {
+    const auto executor = co_await boost::asio::this_coro::executor;
+    for (;;) {
+        co_await boost::asio::post(executor, boost::asio::deferred);
+        FlushList list;
+        if (!hub_.settle_notices(list)) co_return;
+        co_await out_.flush_sliced(list);
+    }
+}
 
 Chat::Chat(ChatOptions o)
     : o_(std::move(o)), hub_(o_.hub, out_),
@@ -38,15 +65,17 @@ Chat::Chat(ChatOptions o)
 
 void Chat::start(const boost::asio::any_io_executor& executor) {
     if (cluster_) cluster_->start(executor);
+    hub_.set_notice_flusher([this, executor] {
+        boost::asio::co_spawn(executor, flush_notices(), [this](std::exception_ptr e) {
+            if (!e) return;
+            hub_.flusher_ended();
+            log_failure(o_.name, "join notices", e);
+        });
+    });
     if (o_.irc || o_.web) {
         ping_timer_ = std::make_shared<boost::asio::steady_timer>(executor);
         boost::asio::co_spawn(executor, ping_sweep(ping_timer_), [name = o_.name](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& x) {
-                COSERVE_LOG(Severity::error, name, "") << "ping sweep failed: " << x.what();
-            }
+            if (e) log_failure(name, "ping sweep", e);
         });
     }
 }

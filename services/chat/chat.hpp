@@ -132,6 +132,8 @@ private:
     // (IRC, WebSocket): a ping for the silent, the end for those that did
     // not answer it.
     boost::asio::awaitable<void> ping_sweep(std::shared_ptr<boost::asio::steady_timer> timer);
+    // chat.cpp: the hub's batched join notices (Hub::set_notice_flusher).
+    boost::asio::awaitable<void> flush_notices();
     // A member's place in pinged_members_ (`pinged` set before).
     void watch_pings(const std::shared_ptr<Member>& m);
     void unwatch_pings(Member& m);

@@ -227,9 +227,7 @@ Hub::Joined Hub::join(const std::shared_ptr<Member>& m, const std::string& name,
     room.members.push_back(m);
     placed_locked(*m);  // membership first: whoever hears the join and asks finds it
     irc_welcome_locked(*m, room, history, others, flush);
-    const Said said{Said::Kind::join, room.name, m->nick, {}};
-    Rendered r{said, {}, {}};
-    broadcast_locked(room, r, m.get(), flush);
+    announce_join_locked(room, m.get(), m->nick, flush);
     if (mirror_) mirror_->event("join", room.name, m->nick, "");
     return Joined::ok;
 }
@@ -381,7 +379,7 @@ void Hub::deliver(const ChatEvent& e, FlushList& flush) {
     if (e.kind == "msg") said = Said{K::msg, room.name, e.nick, e.text};
     else if (e.kind == "me") said = Said{K::me, room.name, e.nick, e.text};
     else if (e.kind == "notice") said = Said{K::notice, room.name, e.nick, e.text};
-    else if (e.kind == "join") said = Said{K::join, room.name, e.nick, {}};
+    else if (e.kind == "join") return announce_join_locked(room, nullptr, e.nick, flush);
     else if (e.kind == "leave") said = Said{K::part, room.name, e.nick, e.text};
     else if (e.kind == "nick") said = Said{K::nick, room.name, e.nick, e.text};
     else if (e.kind == "topic") {
@@ -411,6 +409,7 @@ void Hub::link_state(bool up, FlushList& flush) {
     std::lock_guard lock(mutex_);
     if (up == !link_down_) return;
     link_down_ = !up;
+    while (!batched_.empty()) settle_locked(*batched_.back(), flush);
     const std::string_view text = up ? link_restored_notice : link_down_notice;
     MessageRef line, irc_line;
     for (auto& [key, room] : rooms_)
@@ -473,9 +472,7 @@ void Hub::enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcom
     }
     if (welcome && link_down_) out_.tell(*m, {link_down_notice}, flush);
     if (mirror_) mirror_->placed(m->nick, room.name);  // membership first: whoever hears the join and asks /who finds it
-    const Said said{Said::Kind::join, room.name, m->nick, {}};
-    Rendered r{said, {}, {}};
-    broadcast_locked(room, r, m.get(), flush);
+    announce_join_locked(room, m.get(), m->nick, flush);
     if (mirror_) mirror_->event("join", room.name, m->nick, "");
 }
 
@@ -523,6 +520,7 @@ void Hub::irc_welcome_locked(Member& m, Room& room, const std::vector<std::strin
 void Hub::leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush) {
     Seat* seat = seat_locked(m, room);
     if (!seat) return;
+    settle_locked(room, flush);  // the leaver hears the joins before it left
     const std::size_t index = seat->index;
     m.seats.erase(m.seats.begin() + (seat - m.seats.data()));
     auto& list = room.members;
@@ -537,6 +535,7 @@ void Hub::leave_room_locked(Member& m, Room& room, const Said* said, FlushList& 
 }
 
 void Hub::broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush) {
+    settle_locked(room, flush);
     std::uint64_t n = 0;
     for (auto& member : room.members)
         if (member.get() != except) {
@@ -547,6 +546,7 @@ void Hub::broadcast_locked(Room& room, Rendered& r, const Member* except, FlushL
 }
 
 void Hub::tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush) {
+    for (const auto& seat : m.seats) settle_locked(*seat.room, flush);
     const std::uint64_t mark = ++mark_;
     m.mark = mark;
     if (self) out_.enqueue(m, rendered(r, m.format), flush);
@@ -559,6 +559,78 @@ void Hub::tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& f
                 ++n;
             }
     deliveries_.fetch_add(n, std::memory_order_relaxed);
+}
+
+void Hub::announce_join_locked(Room& room, Member* joiner, std::string_view nick, FlushList& flush) {
+    if (!start_flusher_) {
+        const Said said{Said::Kind::join, room.name, nick, {}};
+        Rendered r{said, {}, {}};
+        return broadcast_locked(room, r, joiner, flush);
+    }
+    if (room.joins.empty()) {
+        room.joins_first = room.joins_next;
+        batched_.push_back(&room);
+    }
+    room.joins.emplace_back(nick);
+    if (joiner)
+        if (Seat* seat = seat_locked(*joiner, room)) seat->joined = room.joins_next;
+    ++room.joins_next;
+    // A bound on the batch: the notices a late joiner does hear are copied for it.
+    constexpr std::size_t max_batch = 256;
+    if (room.joins.size() >= max_batch) return settle_locked(room, flush);
+    if (!flusher_running_) {
+        flusher_running_ = true;
+        start_flusher_();
+    }
+}
+
+void Hub::settle_locked(Room& room, FlushList& flush) {
+    if (room.joins.empty()) return;
+    const std::size_t count = room.joins.size();
+    struct Batch {
+        MessageRef all;               // every notice, rendered once per format
+        std::vector<std::size_t> at;  // where notice k starts in all->text
+    };
+    Batch batches[2];
+    auto batch = [&](Format f) -> Batch& {
+        Batch& b = batches[f == Format::irc ? 1 : 0];
+        if (!b.all)
+            b.all = out_.compose([&](std::string& out) {
+                for (const auto& nick : room.joins) {
+                    b.at.push_back(out.size());
+                    render(out, Said{Said::Kind::join, room.name, nick, {}}, f, o_.host);
+                }
+            });
+        return b;
+    };
+    std::uint64_t n = 0;
+    for (auto& member : room.members) {
+        // A member that joined in this batch hears the joins after its own.
+        const Seat* seat = seat_locked(*member, room);
+        const std::size_t from = seat && seat->joined >= room.joins_first ? seat->joined - room.joins_first + 1 : 0;
+        if (from >= count) continue;
+        Batch& b = batch(member->format);
+        out_.enqueue(*member, from == 0 ? b.all : out_.make({std::string_view(b.all->text).substr(b.at[from])}, ""), flush);
+        n += count - from;
+    }
+    deliveries_.fetch_add(n, std::memory_order_relaxed);
+    room.joins.clear();
+    std::erase(batched_, &room);
+}
+
+bool Hub::settle_notices(FlushList& flush) {
+    std::lock_guard lock(mutex_);
+    if (batched_.empty()) {
+        flusher_running_ = false;
+        return false;
+    }
+    while (!batched_.empty()) settle_locked(*batched_.back(), flush);
+    return true;
+}
+
+void Hub::flusher_ended() {
+    std::lock_guard lock(mutex_);
+    flusher_running_ = false;
 }
 
 void Hub::remember_locked(Room& room, const MessageRef& line) {

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,10 @@ struct Room {
     Ring<MessageRef> history;
     std::string topic, topic_by;  // shared by line and IRC members; kept while the room has members
     std::int64_t topic_at = 0;    // seconds since the epoch
+    // Join notices not yet told (see Hub::set_notice_flusher): the nicks, in
+    // order; the first is number joins_first, the next one will be joins_next.
+    std::vector<std::string> joins;
+    std::uint64_t joins_first = 0, joins_next = 1;
 };
 
 // Other daemons' members, as /who and /rooms count them: (nick, room).
@@ -79,6 +84,18 @@ public:
     Hub(HubOptions o, Delivery& out) : o_(std::move(o)), out_(out) {}
     Hub(const Hub&) = delete;
     void set_mirror(HubMirror* mirror) { mirror_ = mirror; }  // before the first member
+    // Join notices in batches (before the first member): a join is told to
+    // the room once per loop pass, with the others of that pass, instead of
+    // one broadcast per join. `start` is called (hub mutex held) when a
+    // batch is waiting and no flusher runs; the flusher then calls
+    // settle_notices() until it returns false. Whatever else happens in a
+    // room (a line, a part, a topic, a quit) tells its batch first, so
+    // every member hears the room's events in order. Without a flusher
+    // each join is told at once.
+    void set_notice_flusher(std::function<void()> start) { start_flusher_ = std::move(start); }
+    // Queues every waiting batch; false (and the flusher ends) when none was.
+    bool settle_notices(FlushList& flush);
+    void flusher_ended();  // the flusher failed: the next batch starts another
     const HubOptions& options() const noexcept { return o_; }
 
     // A newcomer: a name (`guest` if given and free here, else the process's
@@ -169,7 +186,12 @@ private:
                             FlushList& flush);
     // Out of one room; the room hears `said` (a part) unless it is null.
     void leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush);
+    // Settles the room's batch first.
     void broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush);
+    // `nick` joined `room` (`joiner`: null for another daemon's member).
+    void announce_join_locked(Room& room, Member* joiner, std::string_view nick, FlushList& flush);
+    // The room's waiting join notices, to each member those after its own join.
+    void settle_locked(Room& room, FlushList& flush);
     // Everyone who shares a room with `m` (and `m` itself when `self`), once.
     void tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush);
     void remember_locked(Room& room, const MessageRef& line);
@@ -184,6 +206,9 @@ private:
     std::unordered_map<std::string, Member*> nicks_;       // by chat_key(nick)
     std::uint64_t mark_ = 0;                               // the last Member::mark handed out
     bool link_down_ = false;                               // members have been told the link is down
+    std::function<void()> start_flusher_;
+    bool flusher_running_ = false;
+    std::vector<Room*> batched_;  // the rooms with join notices waiting
     std::atomic<std::uint64_t> clients_{0}, messages_{0}, deliveries_{0};
 };
 

@@ -40,6 +40,7 @@ struct Room;
 struct Seat {
     Room* room;
     std::size_t index;
+    std::uint64_t joined = 0;  // its join notice's number in the room's batch (Room::joins)
 };
 
 struct Member : std::enable_shared_from_this<Member> {

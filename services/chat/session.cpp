@@ -124,9 +124,13 @@ asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* a
 }
 
 // What a reader's commands queued goes out when its input runs dry, and
-// every 64 lines of a long burst.
+// within a long burst every 64 lines, or sooner in a large room: once the
+// lines times the recipients reach 16,384 (about a millisecond of queueing),
+// so that one reader's turn of the loop stays short.
 asio::awaitable<void> Chat::flush_when_dry(const LineReader& lines, std::size_t& since_flush, FlushList& pending) {
-    if (pending.empty() || (lines.ready() && ++since_flush < 64)) co_return;
+    constexpr std::size_t max_lines = 64, max_queued = 16384;
+    if (pending.empty() || (lines.ready() && ++since_flush < max_lines && since_flush * pending.size() < max_queued))
+        co_return;
     co_await out_.flush_sliced(pending);
     since_flush = 0;
 }
