@@ -45,10 +45,16 @@ void Delivery::enqueue_raw(Member& member, const MessageRef& m, FlushList& flush
         return;
     }
     member.queue.push(m);
-    if (!member.pending && !member.in_flush_list) {
+    if (member.pending) return;  // the writer sends it
+    if (!member.in_flush_list) {
         member.in_flush_list = true;
         flush.push_back(member.shared_from_this());
     }
+    // A gathered send's worth goes out at once: while one sender's sliced
+    // flush has the member in its list, the others' lines for it must not
+    // wait for that flush (their queue would fill, and a member that reads
+    // would be dropped as too slow).
+    if (member.queue.size() >= max_gather && member.connection) send_locked(member);
 }
 
 void Delivery::flush(FlushList& list) {
@@ -62,7 +68,7 @@ void Delivery::flush(FlushList& list) {
 // member's lines stay in order. If the session is cancelled meanwhile, the
 // rest is flushed at once.
 asio::awaitable<void> Delivery::flush_sliced(FlushList& list) {
-    constexpr std::size_t slice = 256;
+    constexpr std::size_t slice = 64;
     std::size_t done = 0;
     try {
         while (list.size() - done > slice) {
@@ -90,7 +96,7 @@ void Delivery::flush_range(FlushList& list, std::size_t from, std::size_t to) {
 }
 
 bool Delivery::send_locked(Member& member) {
-    constexpr std::size_t max_iov = 64;
+    constexpr std::size_t max_iov = max_gather;
     while (!member.encrypted && !member.queue.empty() && member.connection && !member.dead) {
         std::array<iovec, max_iov> iov;
         const std::size_t n = std::min(max_iov, member.queue.size());

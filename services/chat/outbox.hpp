@@ -40,7 +40,7 @@ struct Room;
 struct Seat {
     Room* room;
     std::size_t index;
-    std::uint64_t joined = 0;  // its join notice's number in the room's batch (Room::joins)
+    std::uint64_t joined = 0;  // its join notice's number in the room's batch (Room::notices)
 };
 
 struct Member : std::enable_shared_from_this<Member> {
@@ -135,6 +135,7 @@ private:
     bool send_locked(Member& member);  // member mutex held; true if the queue is now empty
     void drop_slow(Member& member);
 
+    static constexpr std::size_t max_gather = 64;  // messages in one gathered send
     MessagePool pool_;
     std::atomic<std::uint64_t> slow_consumers_{0};
 };

@@ -10,6 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
 namespace coserve::services::chat {
@@ -124,13 +125,18 @@ asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* a
 }
 
 // What a reader's commands queued goes out when its input runs dry, and
-// within a long burst every 64 lines, or sooner in a large room: once the
-// lines times the recipients reach 16,384 (about a millisecond of queueing),
-// so that one reader's turn of the loop stays short.
+// every 64 lines of a long burst: one send per recipient for all of them.
+// In a large room the reader also lets the loop turn (without flushing)
+// each time the lines times the recipients pass another 16,384, about a
+// millisecond of queueing, so that one reader's turn of the loop stays short.
 asio::awaitable<void> Chat::flush_when_dry(const LineReader& lines, std::size_t& since_flush, FlushList& pending) {
     constexpr std::size_t max_lines = 64, max_queued = 16384;
-    if (pending.empty() || (lines.ready() && ++since_flush < max_lines && since_flush * pending.size() < max_queued))
+    if (pending.empty()) co_return;
+    if (lines.ready() && ++since_flush < max_lines) {
+        if ((since_flush - 1) * pending.size() / max_queued != since_flush * pending.size() / max_queued)
+            co_await asio::post(co_await asio::this_coro::executor, asio::deferred);
         co_return;
+    }
     co_await out_.flush_sliced(pending);
     since_flush = 0;
 }
