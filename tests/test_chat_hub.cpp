@@ -200,11 +200,29 @@ TEST_CASE("chat hub: join notices go in batches and each member hears the joins 
     take(*d);
     CHECK_FALSE(hub.settle_notices(flush));  // already told
 
-    // A member that leaves hears the joins before it left; the others hear both.
+    // A member that leaves is told what was waiting for it; its leave goes
+    // in the batch, after the join it heard.
     auto g = admit("gus");
     take(*g);
     hub.remove(*c, "left", flush);
     CHECK(take(*c) == Lines{"* gus joined #lobby\r\n"});
-    CHECK(take(*a) == Lines{"* gus joined #lobby\r\n", "* cy left\r\n"});
+    CHECK(take(*a).empty());
+    CHECK(hub.settle_notices(flush));
+    CHECK(take(*a) == Lines{"* gus joined #lobby\r\n* cy left\r\n"});
     CHECK(take(*g) == Lines{"* cy left\r\n"});
+
+    // A whole room leaving: one batch, not a broadcast per leave.
+    for (auto* m : {b.get(), d.get(), e.get()}) take(*m);
+    const auto before = hub.deliveries();
+    for (auto* m : {b.get(), d.get(), e.get()}) hub.remove(*m, "left", flush);
+    CHECK(take(*b).empty());
+    CHECK(take(*d) == Lines{"* bob left\r\n"});  // what was waiting for each as it left
+    CHECK(take(*e) == Lines{"* bob left\r\n* dee left\r\n"});
+    CHECK(hub.settle_notices(flush));
+    CHECK(take(*a) == Lines{"* bob left\r\n* dee left\r\n* eve left\r\n"});
+    CHECK(take(*g) == Lines{"* bob left\r\n* dee left\r\n* eve left\r\n"});
+    CHECK(hub.deliveries() - before == 1 + 2 + 3 + 3);
+    hub.remove(*a, "left", flush);
+    hub.remove(*g, "left", flush);  // the last one: the room and its batch go
+    CHECK_FALSE(hub.settle_notices(flush));
 }

@@ -76,8 +76,13 @@ void Hub::remove(Member& m, std::string_view notice, FlushList& flush, std::stri
     if (!m.seats.empty()) {
         if (mirror_) mirror_->placed(m.nick, "");  // before the leave is heard
         const Said said{Said::Kind::quit, {}, m.nick, notice, reason};
+        if (m.seats.size() == 1) {  // into the room's batch
+            Room& room = *m.seats.back().room;
+            if (mirror_) mirror_->event("leave", room.name, m.nick, notice);
+            leave_room_locked(m, room, &said, flush);
+        }
         Rendered r{said, {}, {}};
-        tell_neighbours_locked(m, r, false, flush);
+        tell_neighbours_locked(m, r, false, flush);  // several rooms: each neighbour told once
         while (!m.seats.empty()) {
             Room& room = *m.seats.back().room;
             if (mirror_) mirror_->event("leave", room.name, m.nick, notice);
@@ -227,7 +232,7 @@ Hub::Joined Hub::join(const std::shared_ptr<Member>& m, const std::string& name,
     room.members.push_back(m);
     placed_locked(*m);  // membership first: whoever hears the join and asks finds it
     irc_welcome_locked(*m, room, history, others, flush);
-    announce_join_locked(room, m.get(), m->nick, flush);
+    announce_locked(room, m.get(), Said{Said::Kind::join, room.name, m->nick, {}}, flush);
     if (mirror_) mirror_->event("join", room.name, m->nick, "");
     return Joined::ok;
 }
@@ -379,8 +384,8 @@ void Hub::deliver(const ChatEvent& e, FlushList& flush) {
     if (e.kind == "msg") said = Said{K::msg, room.name, e.nick, e.text};
     else if (e.kind == "me") said = Said{K::me, room.name, e.nick, e.text};
     else if (e.kind == "notice") said = Said{K::notice, room.name, e.nick, e.text};
-    else if (e.kind == "join") return announce_join_locked(room, nullptr, e.nick, flush);
-    else if (e.kind == "leave") said = Said{K::part, room.name, e.nick, e.text};
+    else if (e.kind == "join") return announce_locked(room, nullptr, Said{K::join, room.name, e.nick, {}}, flush);
+    else if (e.kind == "leave") return announce_locked(room, nullptr, Said{K::part, room.name, e.nick, e.text}, flush);
     else if (e.kind == "nick") said = Said{K::nick, room.name, e.nick, e.text};
     else if (e.kind == "topic") {
         set_topic_locked(room, e.text, e.nick);
@@ -472,7 +477,7 @@ void Hub::enter_locked(const std::shared_ptr<Member>& m, Room& room, bool welcom
     }
     if (welcome && link_down_) out_.tell(*m, {link_down_notice}, flush);
     if (mirror_) mirror_->placed(m->nick, room.name);  // membership first: whoever hears the join and asks /who finds it
-    announce_join_locked(room, m.get(), m->nick, flush);
+    announce_locked(room, m.get(), Said{Said::Kind::join, room.name, m->nick, {}}, flush);
     if (mirror_) mirror_->event("join", room.name, m->nick, "");
 }
 
@@ -520,18 +525,25 @@ void Hub::irc_welcome_locked(Member& m, Room& room, const std::vector<std::strin
 void Hub::leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush) {
     Seat* seat = seat_locked(m, room);
     if (!seat) return;
-    settle_locked(room, flush);  // the leaver hears the joins before it left
+    if (!room.notices.empty()) {  // what was waiting for it here
+        const std::size_t from = seat->joined >= room.notices_first ? seat->joined - room.notices_first + 1 : 0;
+        if (from < room.notices.size()) {
+            out_.enqueue(m, batch_text(room, from, m.format), flush);
+            deliveries_.fetch_add(room.notices.size() - from, std::memory_order_relaxed);
+        }
+    }
     const std::size_t index = seat->index;
     m.seats.erase(m.seats.begin() + (seat - m.seats.data()));
     auto& list = room.members;
     std::swap(list[index], list.back());
     if (Seat* moved = seat_locked(*list[index], room)) moved->index = index;
     list.pop_back();
-    if (said) {
-        Rendered r{*said, {}, {}};
-        broadcast_locked(room, r, &m, flush);
+    if (list.empty()) {
+        std::erase(batched_, &room);
+        rooms_.erase(chat_key(room.name));
+    } else if (said) {
+        announce_locked(room, nullptr, *said, flush);
     }
-    if (list.empty()) rooms_.erase(chat_key(room.name));
 }
 
 void Hub::broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush) {
@@ -561,32 +573,40 @@ void Hub::tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& f
     deliveries_.fetch_add(n, std::memory_order_relaxed);
 }
 
-void Hub::announce_join_locked(Room& room, Member* joiner, std::string_view nick, FlushList& flush) {
+void Hub::announce_locked(Room& room, Member* joiner, const Said& said, FlushList& flush) {
     if (!start_flusher_) {
-        const Said said{Said::Kind::join, room.name, nick, {}};
         Rendered r{said, {}, {}};
         return broadcast_locked(room, r, joiner, flush);
     }
-    if (room.joins.empty()) {
-        room.joins_first = room.joins_next;
+    if (room.notices.empty()) {
+        room.notices_first = room.notices_next;
         batched_.push_back(&room);
     }
-    room.joins.emplace_back(nick);
+    room.notices.push_back({said.kind, std::string(said.nick), std::string(said.text), std::string(said.reason)});
     if (joiner)
-        if (Seat* seat = seat_locked(*joiner, room)) seat->joined = room.joins_next;
-    ++room.joins_next;
-    // A bound on the batch: the notices a late joiner does hear are copied for it.
+        if (Seat* seat = seat_locked(*joiner, room)) seat->joined = room.notices_next;
+    ++room.notices_next;
+    // A bound on the batch: the notices a late joiner or a leaver does hear are copied for it.
     constexpr std::size_t max_batch = 256;
-    if (room.joins.size() >= max_batch) return settle_locked(room, flush);
+    if (room.notices.size() >= max_batch) return settle_locked(room, flush);
     if (!flusher_running_) {
         flusher_running_ = true;
         start_flusher_();
     }
 }
 
+MessageRef Hub::batch_text(const Room& room, std::size_t from, Format f) {
+    return out_.compose([&](std::string& out) {
+        for (std::size_t k = from; k < room.notices.size(); ++k) {
+            const auto& n = room.notices[k];
+            render(out, Said{n.kind, room.name, n.nick, n.text, n.reason}, f, o_.host);
+        }
+    });
+}
+
 void Hub::settle_locked(Room& room, FlushList& flush) {
-    if (room.joins.empty()) return;
-    const std::size_t count = room.joins.size();
+    if (room.notices.empty()) return;
+    const std::size_t count = room.notices.size();
     struct Batch {
         MessageRef all;               // every notice, rendered once per format
         std::vector<std::size_t> at;  // where notice k starts in all->text
@@ -596,25 +616,25 @@ void Hub::settle_locked(Room& room, FlushList& flush) {
         Batch& b = batches[f == Format::irc ? 1 : 0];
         if (!b.all)
             b.all = out_.compose([&](std::string& out) {
-                for (const auto& nick : room.joins) {
+                for (const auto& n : room.notices) {
                     b.at.push_back(out.size());
-                    render(out, Said{Said::Kind::join, room.name, nick, {}}, f, o_.host);
+                    render(out, Said{n.kind, room.name, n.nick, n.text, n.reason}, f, o_.host);
                 }
             });
         return b;
     };
-    std::uint64_t n = 0;
+    std::uint64_t delivered = 0;
     for (auto& member : room.members) {
-        // A member that joined in this batch hears the joins after its own.
+        // A member that joined in this batch hears the notices after its own join.
         const Seat* seat = seat_locked(*member, room);
-        const std::size_t from = seat && seat->joined >= room.joins_first ? seat->joined - room.joins_first + 1 : 0;
+        const std::size_t from = seat && seat->joined >= room.notices_first ? seat->joined - room.notices_first + 1 : 0;
         if (from >= count) continue;
         Batch& b = batch(member->format);
         out_.enqueue(*member, from == 0 ? b.all : out_.make({std::string_view(b.all->text).substr(b.at[from])}, ""), flush);
-        n += count - from;
+        delivered += count - from;
     }
-    deliveries_.fetch_add(n, std::memory_order_relaxed);
-    room.joins.clear();
+    deliveries_.fetch_add(delivered, std::memory_order_relaxed);
+    room.notices.clear();
     std::erase(batched_, &room);
 }
 

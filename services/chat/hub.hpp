@@ -34,10 +34,14 @@ struct Room {
     Ring<MessageRef> history;
     std::string topic, topic_by;  // shared by line and IRC members; kept while the room has members
     std::int64_t topic_at = 0;    // seconds since the epoch
-    // Join notices not yet told (see Hub::set_notice_flusher): the nicks, in
-    // order; the first is number joins_first, the next one will be joins_next.
-    std::vector<std::string> joins;
-    std::uint64_t joins_first = 0, joins_next = 1;
+    // Join and leave notices not yet told (see Hub::set_notice_flusher), in
+    // order; the first is number notices_first, the next one notices_next.
+    struct Notice {
+        Said::Kind kind;  // join, part, quit
+        std::string nick, text, reason;
+    };
+    std::vector<Notice> notices;
+    std::uint64_t notices_first = 0, notices_next = 1;
 };
 
 // Other daemons' members, as /who and /rooms count them: (nick, room).
@@ -84,14 +88,20 @@ public:
     Hub(HubOptions o, Delivery& out) : o_(std::move(o)), out_(out) {}
     Hub(const Hub&) = delete;
     void set_mirror(HubMirror* mirror) { mirror_ = mirror; }  // before the first member
-    // Join notices in batches (before the first member): a join is told to
-    // the room once per loop pass, with the others of that pass, instead of
-    // one broadcast per join. `start` is called (hub mutex held) when a
-    // batch is waiting and no flusher runs; the flusher then calls
+    // Join and leave notices in batches (set before the first member): a
+    // room hears its joins and leaves once per loop pass, all of that pass's
+    // in one broadcast, instead of one broadcast each (10,000 members
+    // joining, or leaving at once, would otherwise cost 50 million notices,
+    // queued in long turns of the loop). `start` is called (hub mutex held)
+    // when a batch is waiting and no flusher runs; the flusher then calls
     // settle_notices() until it returns false. Whatever else happens in a
-    // room (a line, a part, a topic, a quit) tells its batch first, so
-    // every member hears the room's events in order. Without a flusher
-    // each join is told at once.
+    // room (a line, a topic, a nick change) tells its batch first, and a
+    // member that leaves is told what was waiting for it, so every member
+    // hears each room's events in order. Batched: a join, a line member's
+    // /join to another room, the quit of a member in one room, another
+    // daemon's join and leave; an IRC PART, and the quit of an IRC member
+    // in several rooms (told once), go at once. Without a flusher every
+    // notice goes at once.
     void set_notice_flusher(std::function<void()> start) { start_flusher_ = std::move(start); }
     // Queues every waiting batch; false (and the flusher ends) when none was.
     bool settle_notices(FlushList& flush);
@@ -184,14 +194,18 @@ private:
                       FlushList& flush);
     void irc_welcome_locked(Member& m, Room& room, const std::vector<std::string>* history, const Others* others,
                             FlushList& flush);
-    // Out of one room; the room hears `said` (a part) unless it is null.
+    // Out of one room, told what was waiting for it there; the room hears
+    // `said` (a part or quit) unless it is null.
     void leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush);
     // Settles the room's batch first.
     void broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush);
-    // `nick` joined `room` (`joiner`: null for another daemon's member).
-    void announce_join_locked(Room& room, Member* joiner, std::string_view nick, FlushList& flush);
-    // The room's waiting join notices, to each member those after its own join.
+    // A join, part or quit in `room`: into its batch (`joiner`: the member
+    // that joined, null for another daemon's member or a leave).
+    void announce_locked(Room& room, Member* joiner, const Said& said, FlushList& flush);
+    // The room's waiting notices, to each member those after its own join.
     void settle_locked(Room& room, FlushList& flush);
+    // The notices numbered `from` (of the room's batch) on, rendered for `f`.
+    MessageRef batch_text(const Room& room, std::size_t from, Format f);
     // Everyone who shares a room with `m` (and `m` itself when `self`), once.
     void tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush);
     void remember_locked(Room& room, const MessageRef& line);
