@@ -32,41 +32,60 @@ void Instance::set_tls(std::shared_ptr<const TlsContext> context) {
 
 SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     std::lock_guard lock(mutex_);
-    const auto id = next_id_++;
-    auto& slot = sessions_[id];
-    slot.id = id;
+    std::uint32_t index = 0;
+    if (free_.empty()) {
+        index = static_cast<std::uint32_t>(slots_.size());
+        slots_.emplace_back();
+    } else {
+        index = free_.back();
+        free_.pop_back();
+    }
+    auto& slot = slots_[index];
+    slot.id = next_id_++;
+    slot.index = index;
+    ++live_;
     slot.executor = std::move(executor);
     // Stamped at the start: the sweep must not take a session that has not run yet for an idle one.
     slot.last_seen = std::chrono::steady_clock::now().time_since_epoch().count();
     return slot;
 }
 
-void Instance::remove_session(std::uint64_t id) {
+void Instance::remove_session(SessionSlot& slot) {
     std::lock_guard lock(mutex_);
-    sessions_.erase(id);
+    const auto index = slot.index;
+    std::destroy_at(&slot);  // its signal and executor go now, as the session's did
+    std::construct_at(&slot);
+    free_.push_back(index);
+    --live_;
 }
 
 std::size_t Instance::session_count() {
     std::lock_guard lock(mutex_);
-    return sessions_.size();
+    return live_;
 }
 
 void Instance::cancel_sessions(const std::function<bool(SessionSlot&)>& pick, const char* reason, bool again) {
-    std::vector<std::pair<std::uint64_t, asio::any_io_executor>> targets;
+    struct Target {
+        SessionSlot* slot;
+        std::uint64_t id;
+        asio::any_io_executor executor;
+    };
+    std::vector<Target> targets;
     {
         std::lock_guard lock(mutex_);
-        for (auto& [id, slot] : sessions_)
-            if (!slot.finished && (again || !slot.cancel_reason) && pick(slot)) targets.emplace_back(id, slot.executor);
+        for (auto& slot : slots_)
+            if (slot.id != 0 && !slot.finished && (again || !slot.cancel_reason) && pick(slot))
+                targets.push_back({&slot, slot.id, slot.executor});
     }
-    for (auto& [id, executor] : targets) {
-        asio::post(executor, [this, id = id, reason] {
+    for (auto& t : targets) {
+        asio::post(t.executor, [this, slot = t.slot, id = t.id, reason] {
             // On the session's executor: its coroutine is not running, and
-            // its slot cannot be erased while we hold the lock.
+            // its slot cannot be freed while we hold the lock (the id says
+            // whether it is still the same session's).
             std::lock_guard lock(mutex_);
-            auto it = sessions_.find(id);
-            if (it == sessions_.end() || it->second.finished) return;
-            it->second.cancel_reason = reason;
-            it->second.signal.emit(asio::cancellation_type::terminal);
+            if (slot->id != id || slot->finished) return;
+            slot->cancel_reason = reason;
+            slot->signal.emit(asio::cancellation_type::terminal);
         });
     }
 }

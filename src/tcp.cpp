@@ -236,9 +236,9 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
         auto executor = socket.get_executor();
         SessionSlot& slot = inst.add_session(executor);
         asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr, front_end),
-                       asio::bind_cancellation_slot(slot.signal.slot(), [&inst, id = slot.id](std::exception_ptr e) {
+                       asio::bind_cancellation_slot(slot.signal.slot(), [&inst, &slot](std::exception_ptr e) {
                            log_failure(inst.config.name, "session", e);
-                           inst.remove_session(id);
+                           inst.remove_session(slot);
                        }));
     }
 }

@@ -525,8 +525,13 @@ void Hub::irc_welcome_locked(Member& m, Room& room, const std::vector<std::strin
 void Hub::leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush) {
     Seat* seat = seat_locked(m, room);
     if (!seat) return;
-    if (!room.notices.empty()) {  // what was waiting for it here
-        const std::size_t from = seat->joined >= room.notices_first ? seat->joined - room.notices_first + 1 : 0;
+    if (!room.notices.empty()) {  // what was waiting for it here: after its own join, if it is there
+        std::size_t from = 0;
+        for (std::size_t k = 0; k < room.notices.size(); ++k)
+            if (room.notices[k].joiner == &m) {
+                room.notices[k].joiner = nullptr;
+                from = k + 1;
+            }
         if (from < room.notices.size()) {
             out_.enqueue(m, batch_text(room, from, m.format), flush);
             deliveries_.fetch_add(room.notices.size() - from, std::memory_order_relaxed);
@@ -578,14 +583,8 @@ void Hub::announce_locked(Room& room, Member* joiner, const Said& said, FlushLis
         Rendered r{said, {}, {}};
         return broadcast_locked(room, r, joiner, flush);
     }
-    if (room.notices.empty()) {
-        room.notices_first = room.notices_next;
-        batched_.push_back(&room);
-    }
-    room.notices.push_back({said.kind, std::string(said.nick), std::string(said.text), std::string(said.reason)});
-    if (joiner)
-        if (Seat* seat = seat_locked(*joiner, room)) seat->joined = room.notices_next;
-    ++room.notices_next;
+    if (room.notices.empty()) batched_.push_back(&room);
+    room.notices.push_back({said.kind, std::string(said.nick), std::string(said.text), std::string(said.reason), joiner});
     // A bound on the batch: the notices a late joiner or a leaver does hear are copied for it.
     constexpr std::size_t max_batch = 256;
     if (room.notices.size() >= max_batch) return settle_locked(room, flush);
@@ -623,11 +622,12 @@ void Hub::settle_locked(Room& room, FlushList& flush) {
             });
         return b;
     };
+    // A member that joined in this batch hears the notices after its own join.
+    for (std::size_t k = 0; k < count; ++k)
+        if (Member* joiner = room.notices[k].joiner) joiner->settle_from = k + 1;
     std::uint64_t delivered = 0;
     for (auto& member : room.members) {
-        // A member that joined in this batch hears the notices after its own join.
-        const Seat* seat = seat_locked(*member, room);
-        const std::size_t from = seat && seat->joined >= room.notices_first ? seat->joined - room.notices_first + 1 : 0;
+        const std::size_t from = std::exchange(member->settle_from, 0);
         if (from >= count) continue;
         Batch& b = batch(member->format);
         out_.enqueue(*member, from == 0 ? b.all : out_.make({std::string_view(b.all->text).substr(b.at[from])}, ""), flush);

@@ -34,14 +34,13 @@ struct Room {
     Ring<MessageRef> history;
     std::string topic, topic_by;  // shared by line and IRC members; kept while the room has members
     std::int64_t topic_at = 0;    // seconds since the epoch
-    // Join and leave notices not yet told (see Hub::set_notice_flusher), in
-    // order; the first is number notices_first, the next one notices_next.
+    // Join and leave notices not yet told (see Hub::set_notice_flusher), in order.
     struct Notice {
         Said::Kind kind;  // join, part, quit
         std::string nick, text, reason;
+        Member* joiner = nullptr;  // a join's member while it is in the room
     };
     std::vector<Notice> notices;
-    std::uint64_t notices_first = 0, notices_next = 1;
 };
 
 // Other daemons' members, as /who and /rooms count them: (nick, room).

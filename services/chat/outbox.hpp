@@ -40,7 +40,6 @@ struct Room;
 struct Seat {
     Room* room;
     std::size_t index;
-    std::uint64_t joined = 0;  // its join notice's number in the room's batch (Room::notices)
 };
 
 struct Member : std::enable_shared_from_this<Member> {
@@ -54,6 +53,7 @@ struct Member : std::enable_shared_from_this<Member> {
     std::string nick;
     std::vector<Seat> seats;  // the rooms it is in, in the order joined (a line member: at most one)
     std::uint64_t mark = 0;   // already told of an event that spans rooms (a quit, a nick change)
+    std::size_t settle_from = 0;  // while a room's batch is told: 1 + its own join's place in it
     std::string away;         // IRC: AWAY's text (empty: here)
     // The ping (IRC, WebSocket): when the reader last heard from the client (steady clock,
     // ns) and when the sweep pinged it (0: not waiting for an answer).
