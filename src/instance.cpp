@@ -43,7 +43,6 @@ SessionSlot& Instance::add_session(asio::any_io_executor executor) {
     auto& slot = slots_[index];
     slot.id = next_id_++;
     slot.index = index;
-    ++live_;
     slot.executor = std::move(executor);
     // Stamped at the start: the sweep must not take a session that has not run yet for an idle one.
     slot.last_seen = std::chrono::steady_clock::now().time_since_epoch().count();
@@ -56,12 +55,11 @@ void Instance::remove_session(SessionSlot& slot) {
     std::destroy_at(&slot);  // its signal and executor go now, as the session's did
     std::construct_at(&slot);
     free_.push_back(index);
-    --live_;
 }
 
 std::size_t Instance::session_count() {
     std::lock_guard lock(mutex_);
-    return live_;
+    return slots_.size() - free_.size();
 }
 
 void Instance::cancel_sessions(const std::function<bool(SessionSlot&)>& pick, const char* reason, bool again) {

@@ -118,7 +118,6 @@ private:
     // where a node-based map cost it a cache miss per session (30 ms).
     std::deque<SessionSlot> slots_;
     std::vector<std::uint32_t> free_;
-    std::size_t live_ = 0;
 };
 
 // Logs a warning when the instance's TLS certificate has expired or expires within 14 days.

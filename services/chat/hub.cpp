@@ -76,17 +76,16 @@ void Hub::remove(Member& m, std::string_view notice, FlushList& flush, std::stri
     if (!m.seats.empty()) {
         if (mirror_) mirror_->placed(m.nick, "");  // before the leave is heard
         const Said said{Said::Kind::quit, {}, m.nick, notice, reason};
-        if (m.seats.size() == 1) {  // into the room's batch
-            Room& room = *m.seats.back().room;
-            if (mirror_) mirror_->event("leave", room.name, m.nick, notice);
-            leave_room_locked(m, room, &said, flush);
+        const Said* batched = &said;  // one room: the quit goes into its batch
+        if (m.seats.size() > 1) {     // several: each neighbour told once, now
+            Rendered r{said, {}, {}};
+            tell_neighbours_locked(m, r, false, flush);
+            batched = nullptr;
         }
-        Rendered r{said, {}, {}};
-        tell_neighbours_locked(m, r, false, flush);  // several rooms: each neighbour told once
         while (!m.seats.empty()) {
             Room& room = *m.seats.back().room;
             if (mirror_) mirror_->event("leave", room.name, m.nick, notice);
-            leave_room_locked(m, room, nullptr, flush);
+            leave_room_locked(m, room, batched, flush);
         }
     }
     if (nicks_.erase(chat_key(m.nick)) && mirror_) mirror_->name_released(m.nick);
@@ -594,12 +593,13 @@ void Hub::announce_locked(Room& room, Member* joiner, const Said& said, FlushLis
     }
 }
 
+Said Hub::said_of(const Room& room, const Room::Notice& n) {
+    return Said{n.kind, room.name, n.nick, n.text, n.reason};
+}
+
 MessageRef Hub::batch_text(const Room& room, std::size_t from, Format f) {
     return out_.compose([&](std::string& out) {
-        for (std::size_t k = from; k < room.notices.size(); ++k) {
-            const auto& n = room.notices[k];
-            render(out, Said{n.kind, room.name, n.nick, n.text, n.reason}, f, o_.host);
-        }
+        for (std::size_t k = from; k < room.notices.size(); ++k) render(out, said_of(room, room.notices[k]), f, o_.host);
     });
 }
 
@@ -617,7 +617,7 @@ void Hub::settle_locked(Room& room, FlushList& flush) {
             b.all = out_.compose([&](std::string& out) {
                 for (const auto& n : room.notices) {
                     b.at.push_back(out.size());
-                    render(out, Said{n.kind, room.name, n.nick, n.text, n.reason}, f, o_.host);
+                    render(out, said_of(room, n), f, o_.host);
                 }
             });
         return b;

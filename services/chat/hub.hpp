@@ -205,6 +205,7 @@ private:
     void settle_locked(Room& room, FlushList& flush);
     // The notices numbered `from` (of the room's batch) on, rendered for `f`.
     MessageRef batch_text(const Room& room, std::size_t from, Format f);
+    static Said said_of(const Room& room, const Room::Notice& n);
     // Everyone who shares a room with `m` (and `m` itself when `self`), once.
     void tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush);
     void remember_locked(Room& room, const MessageRef& line);

@@ -96,10 +96,9 @@ void Delivery::flush_range(FlushList& list, std::size_t from, std::size_t to) {
 }
 
 bool Delivery::send_locked(Member& member) {
-    constexpr std::size_t max_iov = max_gather;
     while (!member.encrypted && !member.queue.empty() && member.connection && !member.dead) {
-        std::array<iovec, max_iov> iov;
-        const std::size_t n = std::min(max_iov, member.queue.size());
+        std::array<iovec, max_gather> iov;
+        const std::size_t n = std::min(max_gather, member.queue.size());
         for (std::size_t i = 0; i < n; ++i) {
             const std::string& text = member.queue.at(i)->text;
             const std::size_t skip = i == 0 ? member.sent_of_head : 0;
