@@ -194,7 +194,8 @@ int main(int argc, char** argv) {
         if (!config.server.pid_file.empty()) pid_file.emplace(config.server.pid_file);
         const long long files = coserve::raise_file_limit();
         COSERVE_LOG(Severity::info, "", "")
-            << "coserved " COSERVE_VERSION_STRING " starting with " << config.server.threads << " thread(s); config " << path
+            << "coserved " COSERVE_VERSION_STRING " starting with " << config.server.threads << " thread(s)"
+            << (config.server.threads > 1 && config.server.loop_per_thread ? ", a loop each" : "") << "; config " << path
             << "; open file limit " << (files < 0 ? std::string("unlimited") : std::to_string(files));
         serve(std::move(config), *vm, report);
     } catch (const std::exception& e) {

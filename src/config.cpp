@@ -648,6 +648,7 @@ Values parse_ini(std::string_view text, const std::string& name, std::vector<std
 ServerConfig load_server(Section& server) {
     ServerConfig c;
     c.threads = static_cast<int>(server.integer("threads", 1, 1, 256));
+    c.loop_per_thread = server.choice("thread_model", "shared", {"shared", "per-thread"}) == "per-thread";
     try {
         c.log_level = parse_severity(server.choice("log_level", "info", {"trace", "debug", "info", "warning", "error", "fatal"}));
     } catch (const std::invalid_argument& e) {
@@ -714,7 +715,8 @@ Config load_config_file(const std::string& path) {
 
 std::string describe(const Config& config) {
     std::ostringstream out;
-    out << "[server] threads = " << config.server.threads << ", log_level = " << severity_name(config.server.log_level)
+    out << "[server] threads = " << config.server.threads
+        << ", thread_model = " << (config.server.loop_per_thread ? "per-thread" : "shared") << ", log_level = " << severity_name(config.server.log_level)
         << ", shutdown_grace = " << format_duration(config.server.shutdown_grace)
         << ", max_connections = " << config.server.max_connections << "\n";
     if (!config.metrics.http.empty()) {

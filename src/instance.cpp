@@ -88,14 +88,16 @@ void Instance::cancel_sessions(const std::function<bool(SessionSlot&)>& pick, co
     }
 }
 
-ServerState::ServerState(asio::io_context& ioc, const ServerConfig& config)
+ServerState::ServerState(asio::io_context& ioc, const ServerConfig& config, std::vector<asio::io_context*> loops)
     : ioc(ioc),
       config(config),
-      control(config.threads > 1 ? asio::any_io_executor(asio::make_strand(ioc))
-                                 : asio::any_io_executor(ioc.get_executor())),
-      max_connections(config.max_connections) {}
+      control(config.threads > 1 && loops.empty() ? asio::any_io_executor(asio::make_strand(ioc))
+                                                  : asio::any_io_executor(ioc.get_executor())),
+      max_connections(config.max_connections),
+      loops_(std::move(loops)) {}
 
 asio::any_io_executor ServerState::connection_executor() {
+    if (!loops_.empty()) return loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()]->get_executor();
     if (config.threads > 1) return asio::make_strand(ioc);
     return ioc.get_executor();
 }

@@ -126,11 +126,15 @@ void warn_expiry(const Instance& inst);
 // Process-wide state shared by the instances.
 class ServerState {
 public:
-    ServerState(boost::asio::io_context& ioc, const ServerConfig& config);
+    // `loops`: with thread_model = per-thread, every event loop (ioc first),
+    // each run by one thread; empty otherwise. They outlive this state.
+    ServerState(boost::asio::io_context& ioc, const ServerConfig& config,
+                std::vector<boost::asio::io_context*> loops = {});
 
     boost::asio::io_context& ioc;
     ServerConfig config;
-    // Listeners, sweeps, signals and shutdown run here (a strand when threads > 1).
+    // Listeners, sweeps, signals and shutdown run here: ioc's executor, a
+    // strand when several threads run ioc (thread_model = shared).
     boost::asio::any_io_executor control;
     std::atomic<long long> connections{0};
     // A session's permit ends: at shutdown, the last one calls
@@ -143,8 +147,15 @@ public:
     std::set<unsigned short> udp_ports;      // every UDP port served (on the control executor only)
     std::atomic<bool> stopping{false};
 
-    // An executor for a new connection: a strand when several threads run the loop.
+    // An executor for a new connection: ioc's; a strand when several threads
+    // run it; with a loop per thread, the loops' in turn.
     boost::asio::any_io_executor connection_executor();
+    // Several loops: connections are accepted on the first and handed over.
+    bool several_loops() const noexcept { return !loops_.empty(); }
+
+private:
+    std::vector<boost::asio::io_context*> loops_;
+    std::atomic<std::size_t> next_loop_{0};
 };
 
 }  // namespace coserve::detail

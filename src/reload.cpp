@@ -109,8 +109,12 @@ void Server::Impl::apply_server_settings(Config next) {
         COSERVE_LOG(Severity::warning, "", "") << "reload: threads changes need a restart (still " << config.server.threads << ")";
     if (!(next.metrics.http == config.metrics.http) || !(next.metrics.https == config.metrics.https))
         COSERVE_LOG(Severity::warning, "", "") << "reload: [metrics] http and https changes need a restart";
+    if (next.server.loop_per_thread != config.server.loop_per_thread)
+        COSERVE_LOG(Severity::warning, "", "") << "reload: thread_model changes need a restart (still "
+                                               << (config.server.loop_per_thread ? "per-thread" : "shared") << ")";
     auto metrics_tls = next.metrics.tls;
     next.server.threads = config.server.threads;
+    next.server.loop_per_thread = config.server.loop_per_thread;
     next.metrics = config.metrics;
     if (metrics_endpoint && metrics_tls) {  // new certificate files apply at once
         metrics_endpoint->set_tls(metrics_tls);

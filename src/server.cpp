@@ -18,8 +18,11 @@ namespace coserve {
 // One thread: Asio skips the per-descriptor locks of its reactor (every socket
 // is used only from the loop's thread); posting from other threads, as
 // Server::stop() and reload() do, stays safe. More threads: fully locking.
-int io_concurrency_hint(int threads) {
-    return threads == 1 ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : threads;
+// A loop per thread (thread_model = per-thread) is the same: each socket is
+// used only by its own loop's thread (tcp.cpp hands accepted connections
+// over as descriptors).
+int io_concurrency_hint(const ServerConfig& config) {
+    return config.threads == 1 || config.loop_per_thread ? BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO : config.threads;
 }
 
 
@@ -56,6 +59,7 @@ void Server::start() {
     ignore.sa_handler = SIG_IGN;
     ::sigaction(SIGPIPE, &ignore, nullptr);
     impl_->work.emplace(impl_->ioc->get_executor());
+    for (auto& l : impl_->loops) impl_->loop_work.emplace_back(l->get_executor());
     for (auto& inst : impl_->instances) {
         impl_->launch(*inst);
     }
@@ -109,8 +113,13 @@ void Server::Impl::announce(const Instance& inst) const {
 void Server::run() {
     if (!impl_->started) throw std::logic_error("Server::run before start");
     std::vector<std::thread> extra;
-    for (int i = 1; i < impl_->config.server.threads; ++i) extra.emplace_back([this] { impl_->ioc->run(); });
+    if (impl_->loops.empty())
+        for (int i = 1; i < impl_->config.server.threads; ++i) extra.emplace_back([this] { impl_->ioc->run(); });
+    for (auto& l : impl_->loops) extra.emplace_back([l = l.get()] { l->run(); });
     impl_->ioc->run();
+    // The first loop ends after the drain: every session has ended, so the
+    // others have nothing left (or were stopped with it).
+    impl_->loop_work.clear();
     for (auto& t : extra) t.join();
     COSERVE_LOG(Severity::info, "", "") << "stopped";
 }

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace coserve {
@@ -51,12 +52,21 @@ struct BoundSockets {
     ~BoundSockets();
 };
 
-// Asio's concurrency hint for `threads` event-loop threads.
-int io_concurrency_hint(int threads);
+// Asio's concurrency hint for each event loop of `config`.
+int io_concurrency_hint(const ServerConfig& config);
 
 struct Server::Impl {
-    Impl(Config c, ServerHooks o) : config(std::move(c)), options(o), ioc(std::in_place, io_concurrency_hint(config.server.threads)) {
-        state = std::make_unique<detail::ServerState>(*ioc, config.server);
+    Impl(Config c, ServerHooks o) : config(std::move(c)), options(o), ioc(std::in_place, io_concurrency_hint(config.server)) {
+        std::vector<asio::io_context*> all;
+        if (config.server.loop_per_thread && config.server.threads > 1) {
+            all.push_back(&*ioc);
+            for (int i = 1; i < config.server.threads; ++i) {
+                auto& loop = *loops.emplace_back(std::make_unique<asio::io_context>(io_concurrency_hint(config.server)));
+                asio::steady_timer opens_reactor(loop);  // its descriptors now, not at its first connection
+                all.push_back(&loop);
+            }
+        }
+        state = std::make_unique<detail::ServerState>(*ioc, config.server, std::move(all));
         state->on_last_connection = [this] {
             asio::post(state->control, [this] {
                 if (drain_timer) drain_timer->cancel();
@@ -82,9 +92,17 @@ struct Server::Impl {
             inst->cancel_sessions([](const detail::SessionSlot&) { return true; }, "closed at destruction", true);
             if (inst->config.service) inst->config.service->stop();  // a no-op after a drained shutdown
         }
+        loop_work.clear();
         if (started && !ioc->stopped()) {
+            std::vector<std::thread> others;
+            for (auto& l : loops)
+                others.emplace_back([l = l.get()] {
+                    l->restart();
+                    l->run_for(std::chrono::seconds(2));
+                });
             ioc->restart();
             ioc->run_for(std::chrono::seconds(2));
+            for (auto& t : others) t.join();
         }
         for (auto& inst : instances) {
             inst->acceptors.clear();
@@ -94,6 +112,7 @@ struct Server::Impl {
         drain_timer.reset();
         state->control = {};
         metrics_source.executor = {};  // a copy of the control strand
+        loops.clear();
         ioc.reset();
     }
 
@@ -125,6 +144,10 @@ struct Server::Impl {
     Config config;
     ServerHooks options;
     std::optional<asio::io_context> ioc;
+    // thread_model = per-thread: the other threads' event loops, each run by
+    // one thread (ioc is the first loop, run by Server::run's caller).
+    std::vector<std::unique_ptr<asio::io_context>> loops;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> loop_work;
     std::unique_ptr<detail::ServerState> state;
     std::vector<std::unique_ptr<Instance>> instances;  // the running configuration's
     std::vector<std::unique_ptr<Instance>> retired;    // replaced by a reload; their sessions finish

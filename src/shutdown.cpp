@@ -66,6 +66,7 @@ asio::awaitable<void> Server::Impl::drain() {
     if (open_sessions() > 0) {
         COSERVE_LOG(Severity::error, "", "") << open_sessions() << " connection(s) did not end when cancelled; stopping";
         ioc->stop();
+        for (auto& l : loops) l->stop();
     }
 }
 

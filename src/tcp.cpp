@@ -13,6 +13,8 @@
 
 #include <algorithm>
 
+#include <unistd.h>
+
 namespace coserve::detail {
 namespace {
 
@@ -127,11 +129,42 @@ std::string seconds_text(clock::duration d) {
     return buf;
 }
 
+// A connection accepted on one event loop for another (thread_model =
+// per-thread): its bare descriptor, which the session's own loop registers,
+// so that a socket's reactor state is only ever touched by its loop's thread.
+class Incoming {
+public:
+    explicit Incoming(tcp::socket socket) : socket_(std::move(socket)) {}
+    Incoming(tcp::socket& accepted, const asio::any_io_executor& ex) : socket_(ex), protocol_(tcp::v4()) {
+        protocol_ = accepted.local_endpoint().protocol();
+        fd_ = accepted.release();
+    }
+    Incoming(Incoming&& o) noexcept
+        : socket_(std::move(o.socket_)), fd_(std::exchange(o.fd_, -1)), protocol_(o.protocol_) {}
+    Incoming& operator=(Incoming&&) = delete;
+    ~Incoming() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    // On the session's executor.
+    tcp::socket take() {
+        if (fd_ < 0) return std::move(socket_);
+        tcp::socket s(socket_.get_executor());
+        s.assign(protocol_, fd_);  // throws (and the destructor closes) when it cannot
+        fd_ = -1;
+        return s;
+    }
+
+private:
+    tcp::socket socket_;
+    int fd_ = -1;
+    tcp protocol_ = tcp::v4();
+};
+
 // `tls`: the context of a TLS listener's session (null: plaintext);
 // `front_end`: the listener's (Connection::front_end(); static, like Instance::kinds).
-asio::awaitable<void> run_session(tcp::socket socket, Instance& inst, SessionSlot& slot, Permit permit,
+asio::awaitable<void> run_session(Incoming incoming, Instance& inst, SessionSlot& slot, Permit permit,
                                   std::shared_ptr<const TlsContext> tls, std::string_view front_end) {
-    Session session(std::move(socket), inst, slot);
+    Session session(incoming.take(), inst, slot);
     session.front_end = front_end;
     Connection& conn = session.connection();
     const auto started = clock::now();
@@ -180,9 +213,16 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
     const std::string where = log::format_endpoint(acceptor.local_endpoint());
     bool resource_warned = false;
     bool limit_warned = false;
+    const bool hand_off = inst.server.several_loops();  // accepted here, registered by its own loop
     for (;;) {
-        auto [ec, socket] = co_await acceptor.async_accept(inst.server.connection_executor(),
-                                                           asio::as_tuple(asio::deferred));
+        // (Not `c ? co_await a : co_await b`: GCC 12 destroys its result twice.)
+        std::tuple<boost::system::error_code, tcp::socket> accepted{boost::system::error_code(),
+                                                                    tcp::socket(acceptor.get_executor())};
+        if (hand_off)
+            accepted = co_await acceptor.async_accept(asio::as_tuple(asio::deferred));
+        else
+            accepted = co_await acceptor.async_accept(inst.server.connection_executor(), asio::as_tuple(asio::deferred));
+        auto& [ec, socket] = accepted;
         if (!acceptor.is_open() || inst.server.stopping) co_return;
         if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
@@ -233,9 +273,16 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
         if (!proxied(inst)) ++inst.counters.accepted;
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        auto executor = socket.get_executor();
+        auto executor = hand_off ? inst.server.connection_executor() : socket.get_executor();
+        std::optional<Incoming> incoming;
+        try {
+            incoming.emplace(hand_off ? Incoming(socket, executor) : Incoming(std::move(socket)));
+        } catch (const boost::system::system_error& e) {
+            COSERVE_LOG(Severity::debug, inst.config.name, log::format_endpoint(peer)) << "accept: " << e.what();
+            continue;  // gone meanwhile; the permit gives back what it took
+        }
         SessionSlot& slot = inst.add_session(executor);
-        asio::co_spawn(executor, run_session(std::move(socket), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr, front_end),
+        asio::co_spawn(executor, run_session(std::move(*incoming), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr, front_end),
                        asio::bind_cancellation_slot(slot.signal.slot(), [&inst, &slot](std::exception_ptr e) {
                            log_failure(inst.config.name, "session", e);
                            inst.remove_session(slot);

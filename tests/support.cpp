@@ -72,6 +72,9 @@ RunningServer::RunningServer(std::string_view ini) {
     // server on several event-loop threads.
     if (const char* t = std::getenv("COSERVE_TEST_THREADS"); t && config.server.threads == 1)
         config.server.threads = std::stoi(t);
+    // ... and with COSERVE_TEST_THREAD_MODEL=per-thread, as that many loops.
+    if (const char* m = std::getenv("COSERVE_TEST_THREAD_MODEL"); m && std::string_view(m) == "per-thread")
+        config.server.loop_per_thread = true;
     server_ = std::make_unique<coserve::Server>(std::move(config), testing::no_signals());
     server_->start();
     thread_ = std::thread([this] {

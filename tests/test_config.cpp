@@ -97,6 +97,8 @@ max_connections = 5
 max_line = 100
 )");
     CHECK(c.server.threads == 2);
+    CHECK_FALSE(c.server.loop_per_thread);  // thread_model = shared by default
+    CHECK(load_config_text("[server]\nthreads = 2\nthread_model = per-thread\n").server.loop_per_thread);
     CHECK(c.server.log_level == Severity::debug);
     CHECK(c.server.shutdown_grace == 250ms);
     CHECK(c.server.max_connections == 50);
@@ -152,6 +154,8 @@ TEST_CASE("each bad configuration gives one line naming file and section and key
           "bad.ini: [echo] udp_batch: expected an integer from 1 to 256, got \"0\"");
     CHECK(config_error("[server]\nthreads = 1000\n") ==
           "bad.ini: [server] threads: expected an integer from 1 to 256, got \"1000\"");
+    CHECK(config_error("[server]\nthread_model = fibres\n") ==
+          "bad.ini: [server] thread_model: expected one of shared, per-thread, got \"fibres\"");
     CHECK(config_error("[server]\nlog_level = loud\n") ==
           "bad.ini: [server] log_level: expected one of trace, debug, info, warning, error, fatal, got \"loud\"");
     CHECK(config_error("[echo]\nenabled = maybe\n") == "bad.ini: [echo] enabled: expected true or false, got \"maybe\"");

@@ -286,8 +286,10 @@ TEST_CASE("a port already in use fails start() and leaves nothing bound") {
     CHECK(again.is_open());
 }
 
-TEST_CASE("several event-loop threads: concurrent clients and UDP and idle sweep and shutdown") {
-    RunningServer rs("[server]\nthreads = 4\nshutdown_grace = 1s\n[echo]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nidle_timeout = 400ms\n");
+namespace {
+void several_threads(const std::string& model) {
+    RunningServer rs("[server]\nthreads = 4\nthread_model = " + model +
+                     "\nshutdown_grace = 1s\n[echo]\ntcp = 127.0.0.1:0\nudp = 127.0.0.1:0\nidle_timeout = 400ms\n");
     std::vector<std::thread> threads;
     std::atomic<int> good{0};
     for (int t = 0; t < 16; ++t) {
@@ -316,4 +318,30 @@ TEST_CASE("several event-loop threads: concurrent clients and UDP and idle sweep
     open.send("x");
     REQUIRE(open.recv_exact(1) == "x");
     CHECK(rs.stop_and_wait(10s));
+}
+}  // namespace
+
+TEST_CASE("several event-loop threads: concurrent clients and UDP and idle sweep and shutdown") {
+    several_threads("shared");
+}
+
+TEST_CASE("a loop per thread: concurrent clients and UDP and idle sweep and shutdown") {
+    several_threads("per-thread");
+}
+
+TEST_CASE("a loop per thread: shutdown closes connections open on every loop after the grace") {
+    RunningServer rs("[server]\nthreads = 3\nthread_model = per-thread\nshutdown_grace = 300ms\n"
+                     "[echo]\ntcp = 127.0.0.1:0\n");
+    // Dealt to the loops in turn: six connections, two on each, all open
+    // and answering when the shutdown begins.
+    std::vector<std::unique_ptr<TcpClient>> clients;
+    for (int i = 0; i < 6; ++i) {
+        clients.push_back(std::make_unique<TcpClient>(rs.tcp("echo")));
+        clients.back()->send("c" + std::to_string(i));
+        REQUIRE(clients.back()->recv_exact(2) == "c" + std::to_string(i));
+    }
+    const auto begun = std::chrono::steady_clock::now();
+    CHECK(rs.stop_and_wait(10s));
+    CHECK(std::chrono::steady_clock::now() - begun >= 250ms);  // the grace was given
+    for (auto& c : clients) CHECK(c->closed_within(1s));
 }

@@ -133,6 +133,11 @@ struct ServerConfig {
     std::string log_file;              // empty: stderr
     bool log_json = false;             // log_format = json
     bool syslog = false;
+    // thread_model = per-thread: `threads` event loops that share nothing
+    // (one io_context each, connections dealt to them in turn) instead of
+    // one io_context run by all the threads. Placed in what was padding, so
+    // the struct's size and layout are those of 3.0.0.
+    bool loop_per_thread = false;
     std::uint64_t log_rotate_size = 0;
     std::string pid_file;
     std::string user;                  // drop privileges to this user after binding
