@@ -64,6 +64,7 @@ tsan: deps
 	cmake --preset tsan
 	cmake --build --preset tsan
 	ctest --preset tsan
+	COSERVE_TEST_THREAD_MODEL=per-thread ctest --preset tsan -L 'unit|integration'
 
 # Every libFuzzer target for FUZZ_SECONDS (clang; see fuzz/CMakeLists.txt).
 fuzz: deps

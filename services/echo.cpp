@@ -32,6 +32,8 @@ public:
 }  // namespace
 
 extern const ServiceType echo_service{
-    .name = "echo", .create = [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Echo>(); }};
+    .name = "echo",
+    .create = [](Section&, const InstanceOptions&) -> std::unique_ptr<Service> { return std::make_unique<Echo>(); },
+    .idle_restart = true};
 
 }  // namespace coserve::services

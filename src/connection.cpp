@@ -46,6 +46,7 @@ Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl)
     peer = ec ? std::string("?") : log::format_endpoint(ep);
     log_peer = peer;
     socket.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
+    slot.session = this;
 }
 
 }  // namespace detail
@@ -111,7 +112,9 @@ thread_local std::array<char, 65536> loop_buffer;
 }  // namespace
 
 asio::ip::tcp::socket* Connection::plain_read_socket() noexcept {
-    return s_.tls || s_.eof_pending ? nullptr : &s_.socket;
+    if (s_.tls || s_.eof_pending) return nullptr;
+    s_.waiting_input = true;
+    return &s_.socket;
 }
 
 asio::mutable_buffer Connection::small_buffer() noexcept {
@@ -131,6 +134,11 @@ std::span<const char> Connection::finish_shared_read(boost::system::error_code& 
     // message and no epoll_ctl (unlike waiting for readability), and tries
     // the socket first only when the last read may have left data. What
     // does not fit is read at once into the loop's buffer behind it.
+    s_.waiting_input = false;
+    if (!ec && s_.slot.park_asked) {  // the input came first: it does not park
+        s_.slot.park_asked = false;
+        s_.slot.parked = false;
+    }
     if (ec) {
         if (end_of_stream(ec)) ec = {};
         return {};

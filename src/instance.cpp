@@ -11,7 +11,14 @@ namespace coserve::detail {
 namespace asio = boost::asio;
 
 Instance::Instance(InstanceConfig c, ServerState& server)
-    : config(std::move(c)), server(server), limits(config.options), tls_(config.tls) {}
+    : config(std::move(c)),
+      server(server),
+      limits(config.options),
+      idle_restart([this] {
+          const ServiceType* type = find_service_type(config.service_type);
+          return type && type->idle_restart;
+      }()),
+      tls_(config.tls) {}
 
 void warn_expiry(const Instance& inst) {
     const auto tls = inst.tls();
@@ -63,6 +70,21 @@ std::size_t Instance::session_count() {
 }
 
 void Instance::cancel_sessions(const std::function<bool(SessionSlot&)>& pick, const char* reason, bool again) {
+    visit_sessions([&](SessionSlot& s) { return (again || !s.cancel_reason) && pick(s); },
+                   [](SessionSlot& slot, const char* why) {
+                       slot.cancel_reason = why;
+                       if (slot.parked_socket) {
+                           boost::system::error_code ignored;
+                           slot.parked_socket->cancel(ignored);  // its wait ends the session (tcp.cpp)
+                       } else {
+                           slot.signal.emit(asio::cancellation_type::terminal);
+                       }
+                   },
+                   reason);
+}
+
+void Instance::visit_sessions(const std::function<bool(SessionSlot&)>& pick, void (*act)(SessionSlot&, const char*),
+                              const char* reason) {
     struct Target {
         SessionSlot* slot;
         std::uint64_t id;
@@ -72,18 +94,16 @@ void Instance::cancel_sessions(const std::function<bool(SessionSlot&)>& pick, co
     {
         std::lock_guard lock(mutex_);
         for (auto& slot : slots_)
-            if (slot.id != 0 && !slot.finished && (again || !slot.cancel_reason) && pick(slot))
-                targets.push_back({&slot, slot.id, slot.executor});
+            if (slot.id != 0 && !slot.finished && pick(slot)) targets.push_back({&slot, slot.id, slot.executor});
     }
     for (auto& t : targets) {
-        asio::post(t.executor, [this, slot = t.slot, id = t.id, reason] {
+        asio::post(t.executor, [this, slot = t.slot, id = t.id, act, reason] {
             // On the session's executor: its coroutine is not running, and
             // its slot cannot be freed while we hold the lock (the id says
             // whether it is still the same session's).
             std::lock_guard lock(mutex_);
             if (slot->id != id || slot->finished) return;
-            slot->cancel_reason = reason;
-            slot->signal.emit(asio::cancellation_type::terminal);
+            act(*slot, reason);
         });
     }
 }

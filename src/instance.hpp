@@ -41,6 +41,7 @@ struct Counters {
     std::atomic<std::uint64_t> datagrams_in{0};
     std::atomic<std::uint64_t> datagrams_out{0};
     std::atomic<long long> active{0};
+    std::atomic<long long> parked{0};  // of the active: waiting for input without a coroutine (idle_restart)
     std::array<std::atomic<std::uint64_t>, 2> tls_handshakes{};  // completed: TLS 1.2, TLS 1.3
     std::array<std::atomic<std::uint64_t>, tls_failure_count> tls_failed{};  // by TlsFailure
 };
@@ -50,6 +51,8 @@ struct Counters {
 // bound to the coroutine outlives it. Touched only on the session's executor,
 // except `active` (atomic), which the session sets and the idle sweep clears,
 // and `last_seen`, which only the sweep uses (under the registry's lock).
+class Session;
+
 struct SessionSlot {
     std::uint64_t id = 0;  // unique in the instance (0: the slot is free)
     std::uint32_t index = 0;  // its place in the registry
@@ -63,6 +66,13 @@ struct SessionSlot {
     std::chrono::steady_clock::rep last_seen = 0;
     std::atomic<bool> finished{false};    // the coroutine has returned; emit nothing any more
     const char* cancel_reason = nullptr;  // why the framework cancelled it, for the close log line
+    // ServiceType::idle_restart: the running session (null between
+    // coroutines), and while parked the socket waiting for input; both on
+    // the session's executor only. `parked` tells the sweep not to ask again.
+    Session* session = nullptr;
+    boost::asio::ip::tcp::socket* parked_socket = nullptr;
+    bool park_asked = false;          // the sweep cancelled its wait for input: it parks
+    std::atomic<bool> parked{false};  // parked or asked to
 };
 
 class ServerState;
@@ -83,6 +93,7 @@ struct Instance {
     Counters counters;
     SourceLimits limits;
     std::atomic<bool> retired{false};  // replaced by a reload: no listeners, its sessions finish
+    const bool idle_restart;           // its service type's ServiceType::idle_restart
 
     // acceptors[i] is a listener of kinds[i] (tcp, tls, a front-end's NAME or
     // NAME_tls; the order of detail::listeners()).
@@ -101,6 +112,11 @@ struct Instance {
     // signal is emitted on each session's own executor. A session already
     // cancelled is signalled again only with `again`. Thread-safe.
     void cancel_sessions(const std::function<bool(SessionSlot&)>& pick, const char* reason, bool again = false);
+    // Runs `act` on the executor of each session for which `pick` is true
+    // (under the registry's lock, for a session still the same and not
+    // finished). `pick` runs on the caller's thread, under the lock. Thread-safe.
+    void visit_sessions(const std::function<bool(SessionSlot&)>& pick, void (*act)(SessionSlot&, const char*),
+                        const char* reason);
     std::size_t session_count();
 
     // The TLS context new sessions use: the configuration's, or the one a

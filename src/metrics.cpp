@@ -126,6 +126,10 @@ std::string metrics_text(const std::vector<std::unique_ptr<Instance>>& instances
                       escape_label(inst->config.service_type) + "\"");
         f.add("connections_active", "gauge", "Open TCP connections.", static_cast<double>(k.active.load()));
         f.add("connections_total", "counter", "TCP connections accepted and served.", static_cast<double>(k.accepted.load()));
+        if (inst->idle_restart)
+            f.add("connections_parked", "gauge",
+                  "Open TCP connections waiting for input without a coroutine (services with idle_restart).",
+                  static_cast<double>(k.parked.load()));
         for (std::size_t r = 1; r < refusal_count; ++r) {
             const auto reason = std::string("reason=\"") + refusal_name(static_cast<Refusal>(r)) + "\"";
             const auto why = static_cast<Refusal>(r);

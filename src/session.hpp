@@ -27,6 +27,7 @@ class Session {
 public:
     Session(boost::asio::ip::tcp::socket socket, Instance& instance, SessionSlot& slot);
     Session(const Session&) = delete;
+    ~Session() { slot.session = nullptr; }
 
     Connection& connection() noexcept { return connection_; }
 
@@ -96,6 +97,7 @@ public:
     unsigned read_generation = 0;
     bool timed_out = false;
     bool eof_pending = false;          // read_shared() saw the end after returning data
+    bool waiting_input = false;        // in read_shared()'s wait on the plain socket (it may park)
     std::array<char, 128> small{};     // read_shared()'s own buffer: one message of a chatty protocol
 
 private:

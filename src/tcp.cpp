@@ -141,10 +141,19 @@ public:
     }
     Incoming(Incoming&& o) noexcept
         : socket_(std::move(o.socket_)), fd_(std::exchange(o.fd_, -1)), protocol_(o.protocol_) {}
-    Incoming& operator=(Incoming&&) = delete;
+    Incoming& operator=(Incoming&& o) noexcept {
+        if (this == &o) return *this;
+        if (fd_ >= 0) ::close(fd_);
+        socket_ = std::move(o.socket_);
+        fd_ = std::exchange(o.fd_, -1);
+        protocol_ = o.protocol_;
+        return *this;
+    }
     ~Incoming() {
         if (fd_ >= 0) ::close(fd_);
     }
+    // The socket, once it is registered (by take(), then given back).
+    tcp::socket& socket() noexcept { return socket_; }
     // On the session's executor.
     tcp::socket take() {
         if (fd_ < 0) return std::move(socket_);
@@ -160,24 +169,96 @@ private:
     tcp protocol_ = tcp::v4();
 };
 
-// `tls`: the context of a TLS listener's session (null: plaintext);
-// `front_end`: the listener's (Connection::front_end(); static, like Instance::kinds).
-asio::awaitable<void> run_session(Incoming incoming, Instance& inst, SessionSlot& slot, Permit permit,
-                                  std::shared_ptr<const TlsContext> tls, std::string_view front_end) {
-    Session session(incoming.take(), inst, slot);
-    session.front_end = front_end;
+// What a session is between its coroutines: at accept, and while parked
+// (ServiceType::idle_restart). `tls`: the context of a TLS listener's
+// session (null: plaintext); `front_end`: the listener's
+// (Connection::front_end(); static, like Instance::kinds).
+struct Start {
+    Incoming incoming;
+    Permit permit;
+    std::shared_ptr<const TlsContext> tls;
+    std::string_view front_end;
+    clock::time_point started = clock::now();
+    // Set once the session has run and parked: the figures it carries on.
+    bool resumed = false;
+    std::string peer;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+};
+
+// The session's end, counted and logged (the debug line with its figures).
+void count_close(Instance& inst, SessionSlot& slot, const std::string& peer, std::uint64_t in, std::uint64_t out,
+                 clock::time_point started) {
+    inst.counters.bytes_in += in;
+    inst.counters.bytes_out += out;
+    ++inst.counters.closed;
+    const char* why = slot.cancel_reason ? slot.cancel_reason : "closed";
+    if (slot.cancel_reason == idle_reason) ++inst.counters.idle_closed;
+    COSERVE_LOG(Severity::debug, inst.config.name, peer)
+            << why << ": bytes in " << in << ", out " << out << ", duration " << seconds_text(clock::now() - started);
+}
+
+void spawn_session(Start start, Instance& inst, SessionSlot& slot);
+
+// A parked session waits for input without a coroutine: its socket, its
+// permit and its figures (Start) in the wait's handler. Input starts a new
+// coroutine; a cancellation (idle timeout, shutdown: Instance::
+// cancel_sessions cancels the socket) ends it here. On the session's executor.
+void end_parked(std::unique_ptr<Start> start, Instance& inst, SessionSlot& slot) {
+    slot.finished = true;
+    count_close(inst, slot, start->peer, start->bytes_in, start->bytes_out, start->started);
+    start.reset();  // the socket closes, the permit goes
+    inst.remove_session(slot);
+}
+
+void park(std::unique_ptr<Start> start, Instance& inst, SessionSlot& slot) {
+    slot.park_asked = false;
+    if (slot.cancel_reason) {  // cancelled between its coroutine's end and now
+        end_parked(std::move(start), inst, slot);
+        return;
+    }
+    tcp::socket& socket = start->incoming.socket();
+    slot.parked_socket = &socket;
+    slot.parked = true;
+    ++inst.counters.parked;
+    socket.async_wait(tcp::socket::wait_read, [start = std::move(start), &inst, &slot](boost::system::error_code ec) mutable {
+        --inst.counters.parked;
+        slot.parked_socket = nullptr;
+        slot.parked = false;
+        if (!ec && !slot.cancel_reason)
+            spawn_session(std::move(*start), inst, slot);
+        else
+            end_parked(std::move(start), inst, slot);
+    });
+}
+
+// The life of a connection, or of one of its runs between parkings: the
+// PROXY header and the TLS handshake at first, then the service. Returns
+// what is needed to go on when the session parks (null when it ended).
+asio::awaitable<std::unique_ptr<Start>> run_session(Start start, Instance& inst, SessionSlot& slot) {
+    Session session(start.incoming.take(), inst, slot);
+    session.front_end = start.front_end;
     Connection& conn = session.connection();
-    const auto started = clock::now();
-    conn.log(Severity::debug) << (tls ? "accepted (tls)" : "accepted");
-    bool admitted = !proxied(inst);  // behind a proxy: once its header is read and the client admitted
+    if (start.resumed) {
+        session.peer = session.log_peer = std::move(start.peer);
+        session.bytes_in = start.bytes_in;
+        session.bytes_out = start.bytes_out;
+    } else {
+        conn.log(Severity::debug) << (start.tls ? "accepted (tls)" : "accepted");
+    }
+    // Behind a proxy: admitted once its header is read and the client admitted.
+    bool admitted = start.resumed || !proxied(inst);
+    bool park_now = false;
     try {
-        if (!admitted) admitted = co_await take_proxy_header(session, inst, permit);
-        if (admitted && (!tls || co_await session.handshake(std::move(tls)))) {
+        if (!admitted) admitted = co_await take_proxy_header(session, inst, start.permit);
+        if (admitted && (start.resumed || !start.tls || co_await session.handshake(std::move(start.tls)))) {
             co_await inst.config.service->serve(conn);
             co_await session.linger();
         }
     } catch (const boost::system::system_error& e) {
-        if (!is_normal_close(e.code())) {
+        // The sweep's request to park ends the wait for input (Instance::park_idle).
+        park_now = slot.park_asked && !slot.cancel_reason && e.code() == asio::error::operation_aborted;
+        if (!park_now && !is_normal_close(e.code())) {
             ++inst.counters.errors;
             conn.log(Severity::error) << "session failed: " << e.what();
         }
@@ -188,16 +269,32 @@ asio::awaitable<void> run_session(Incoming incoming, Instance& inst, SessionSlot
     // Cancellation (idle timeout, shutdown) must not stop the clean-up below.
     co_await asio::this_coro::throw_if_cancelled(false);
     co_await session.quiesce();
+    if (park_now) {
+        start.resumed = true;
+        start.peer = std::move(session.peer);
+        start.bytes_in = conn.bytes_in();
+        start.bytes_out = conn.bytes_out();
+        start.incoming = Incoming(std::move(session.socket));
+        co_return std::make_unique<Start>(std::move(start));
+    }
+    slot.park_asked = false;
+    slot.parked = false;
     slot.finished = true;
-    if (!admitted) co_return;  // counted as refused (or gone before its header ended)
-    inst.counters.bytes_in += conn.bytes_in();
-    inst.counters.bytes_out += conn.bytes_out();
-    ++inst.counters.closed;
-    const char* why = slot.cancel_reason ? slot.cancel_reason : "closed";
-    if (slot.cancel_reason == idle_reason) ++inst.counters.idle_closed;
-    conn.log(Severity::debug) << why << ": bytes in " << conn.bytes_in() << ", out " << conn.bytes_out()
-                              << ", duration " << seconds_text(clock::now() - started);
-    (void)permit;
+    if (!admitted) co_return nullptr;  // counted as refused (or gone before its header ended)
+    count_close(inst, slot, session.log_peer, conn.bytes_in(), conn.bytes_out(), start.started);
+    co_return nullptr;
+}
+
+void spawn_session(Start start, Instance& inst, SessionSlot& slot) {
+    auto executor = slot.executor;
+    asio::co_spawn(executor, run_session(std::move(start), inst, slot),
+                   asio::bind_cancellation_slot(slot.signal.slot(), [&inst, &slot](std::exception_ptr e, std::unique_ptr<Start> parked) {
+                       log_failure(inst.config.name, "session", e);
+                       if (parked)
+                           park(std::move(parked), inst, slot);
+                       else
+                           inst.remove_session(slot);
+                   }));
 }
 
 bool out_of_resources(const boost::system::error_code& ec) {
@@ -282,11 +379,27 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
             continue;  // gone meanwhile; the permit gives back what it took
         }
         SessionSlot& slot = inst.add_session(executor);
-        asio::co_spawn(executor, run_session(std::move(*incoming), inst, slot, std::move(*permit), tls ? inst.tls() : nullptr, front_end),
-                       asio::bind_cancellation_slot(slot.signal.slot(), [&inst, &slot](std::exception_ptr e) {
-                           log_failure(inst.config.name, "session", e);
-                           inst.remove_session(slot);
-                       }));
+        Start start{.incoming = std::move(*incoming), .permit = std::move(*permit), .tls = tls ? inst.tls() : nullptr,
+                    .front_end = front_end, .started = clock::now(), .resumed = false, .peer = {}, .bytes_in = 0, .bytes_out = 0};
+        if (!inst.idle_restart || tls || proxied(inst)) {
+            spawn_session(std::move(start), inst, slot);
+            continue;
+        }
+        // A service that waits for the client's first bytes: none of its
+        // coroutine until they come (ServiceType::idle_restart).
+        start.resumed = true;
+        start.peer = log::format_endpoint(peer);
+        COSERVE_LOG(Severity::debug, inst.config.name, start.peer) << "accepted";
+        asio::post(executor, [start = std::make_unique<Start>(std::move(start)), &inst, &slot]() mutable {
+            try {
+                start->incoming = Incoming(start->incoming.take());  // registered by its own loop
+            } catch (const boost::system::system_error& e) {
+                COSERVE_LOG(Severity::debug, inst.config.name, start->peer) << "accept: " << e.what();
+                end_parked(std::move(start), inst, slot);
+                return;
+            }
+            park(std::move(start), inst, slot);
+        });
     }
 }
 
@@ -296,8 +409,12 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
     // timer is re-armed and no clock is read per read. A session is closed
     // after idle_timeout of silence, never sooner, and at most two periods
     // later (one for a client that never sent anything: add_session stamps
-    // the accept).
-    const auto period = std::clamp<Duration>(idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+    // the accept). For a service with idle_restart (idle_timeout may be 0
+    // then: no closing) a session silent for a whole period, waiting for
+    // input, is asked to park.
+    const auto period = idle > Duration::zero()
+                            ? std::clamp<Duration>(idle / 4, std::chrono::milliseconds(10), std::chrono::seconds(1))
+                            : Duration(std::chrono::seconds(1));
     for (;;) {
         inst.sweep_timer->expires_after(period);
         auto [ec] = co_await inst.sweep_timer->async_wait(asio::as_tuple(asio::deferred));
@@ -306,14 +423,36 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
         // The clock is read per session, under the registry's lock, after the
         // mark is taken back: activity after that read is seen next time,
         // never stamped with an earlier time (which could close it early).
-        inst.cancel_sessions(
-            [idle](SessionSlot& s) {
-                const bool active = s.active.exchange(false, std::memory_order_relaxed);
-                const auto now = clock::now();
-                if (active) s.last_seen = now.time_since_epoch().count();
-                return s.last_seen < (now - idle).time_since_epoch().count();
-            },
-            idle_reason);
+        std::size_t silent = 0;
+        if (idle > Duration::zero())
+            inst.cancel_sessions(
+                [&](SessionSlot& s) {
+                    const bool active = s.active.exchange(false, std::memory_order_relaxed);
+                    const auto now = clock::now();
+                    if (active) s.last_seen = now.time_since_epoch().count();
+                    if (!active && !s.parked.load(std::memory_order_relaxed)) ++silent;
+                    return s.last_seen < (now - idle).time_since_epoch().count();
+                },
+                idle_reason);
+        if (inst.idle_restart && (silent > 0 || idle == Duration::zero()))
+            inst.visit_sessions(
+                [&](SessionSlot& s) {
+                    if (s.cancel_reason || s.parked.load(std::memory_order_relaxed)) return false;
+                    if (idle == Duration::zero() && s.active.exchange(false, std::memory_order_relaxed)) {
+                        s.last_seen = clock::now().time_since_epoch().count();
+                        return false;
+                    }
+                    return s.last_seen < (clock::now() - period).time_since_epoch().count();
+                },
+                [](SessionSlot& s, const char*) {
+                    // Only a session waiting for input, with nothing of a message read yet.
+                    if (!s.session || !s.session->waiting_input || s.park_asked) return;
+                    s.park_asked = true;
+                    s.parked = true;
+                    boost::system::error_code ignored;
+                    s.session->socket.cancel(ignored);
+                },
+                nullptr);
     }
 }
 
@@ -335,7 +474,7 @@ void start_tcp(Instance& inst) {
         asio::co_spawn(inst.acceptors[i].get_executor(), accept_loop(inst, inst.acceptors[i], inst.kinds[i]),
                        [&inst](std::exception_ptr e) { log_failure(inst.config.name, "accept", e); });
     const auto idle = inst.config.options.idle_timeout;
-    if (!inst.acceptors.empty() && idle > Duration::zero()) {
+    if (!inst.acceptors.empty() && (idle > Duration::zero() || inst.idle_restart)) {
         inst.sweep_timer = std::make_unique<asio::steady_timer>(inst.server.control);
         asio::co_spawn(inst.server.control, idle_sweep(inst, idle),
                        [&inst](std::exception_ptr e) { log_failure(inst.config.name, "idle sweep", e); });

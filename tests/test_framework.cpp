@@ -14,6 +14,8 @@
 
 #include <vector>
 
+#include <sys/socket.h>
+
 using namespace testing;
 namespace asio = boost::asio;
 
@@ -176,6 +178,65 @@ TEST_CASE("idle_timeout closes a silent client but not an active one") {
     CHECK(waited <= 1000ms + 300ms);
     active.send("still here");
     CHECK(active.recv_exact(10) == "still here");
+}
+
+namespace {
+// coserve_connections_parked of [echo], once it equals `want` (within 5 s); -1 if it never does.
+double parked_echo(RunningServer& rs, double want) {
+    const std::string sample = "coserve_connections_parked{instance=\"echo\",service=\"echo\"}";
+    double v = -1;
+    for (int i = 0; i < 100; ++i) {
+        v = metric_value(scrape_metrics(rs), sample);
+        if (v == want) break;
+        std::this_thread::sleep_for(50ms);
+    }
+    return v;
+}
+}  // namespace
+
+TEST_CASE("an echo connection parks while silent and answers when it speaks again, its bytes counted once") {
+    RunningServer rs("[metrics]\nhttp = 127.0.0.1:0\n[echo]\ntcp = 127.0.0.1:0\nidle_timeout = 10s\n");
+    TcpClient c(rs.tcp("echo"));
+    CHECK(parked_echo(rs, 1) == 1);  // parked from accept: it has said nothing yet
+    std::string sent;
+    for (int round = 0; round < 3; ++round) {
+        const auto msg = random_bytes(3000 + static_cast<std::size_t>(round), static_cast<unsigned>(round));
+        c.send(msg);
+        CHECK(c.recv_exact(msg.size()) == msg);
+        sent += msg;
+        CHECK(parked_echo(rs, 1) == 1);  // silent for a sweep period (1 s at idle_timeout = 10s): parked again
+    }
+    ::shutdown(c.fd(), SHUT_WR);  // the end of input wakes it too: it ends as echo does
+    CHECK(c.closed_within(3s));
+    CHECK(parked_echo(rs, 0) == 0);
+    const std::string echo = "{instance=\"echo\",service=\"echo\"}";
+    auto after = scrape_metrics(rs);
+    for (int i = 0; i < 50 && metric_value(after, "coserve_connections_closed_total" + echo) != 1; ++i) {
+        std::this_thread::sleep_for(50ms);
+        after = scrape_metrics(rs);
+    }
+    CHECK(metric_value(after, "coserve_connections_closed_total" + echo) == 1);
+    CHECK(metric_value(after, "coserve_received_bytes_total" + echo) == static_cast<double>(sent.size()));
+    CHECK(metric_value(after, "coserve_sent_bytes_total" + echo) == static_cast<double>(sent.size()));
+    CHECK(metric_value(after, "coserve_connections_active" + echo) == 0);
+}
+
+TEST_CASE("parked connections: idle_timeout still closes them and so does shutdown after its grace") {
+    RunningServer rs("[server]\nshutdown_grace = 300ms\n[metrics]\nhttp = 127.0.0.1:0\n"
+                     "[echo]\ntcp = 127.0.0.1:0\nidle_timeout = 1200ms\n");
+    TcpClient idle(rs.tcp("echo"));
+    const auto begun = std::chrono::steady_clock::now();
+    idle.send("x");
+    REQUIRE(idle.recv_exact(1) == "x");
+    CHECK(parked_echo(rs, 1) == 1);  // after a period (300 ms) of silence
+    CHECK(idle.closed_within(3s));   // idle_timeout, not sooner
+    CHECK(std::chrono::steady_clock::now() - begun >= 1200ms);
+    std::vector<std::unique_ptr<TcpClient>> clients;
+    for (int i = 0; i < 4; ++i) clients.push_back(std::make_unique<TcpClient>(rs.tcp("echo")));
+    clients[0]->send("y");
+    REQUIRE(clients[0]->recv_exact(1) == "y");
+    CHECK(rs.stop_and_wait(10s));
+    for (auto& c : clients) CHECK(c->closed_within(1s));
 }
 
 TEST_CASE("the 1001st connection beyond max_connections = 1000 is closed and the others keep working") {

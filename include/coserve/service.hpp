@@ -83,6 +83,16 @@ struct ServiceType {
     std::unique_ptr<Service> (*create)(Section& section, const InstanceOptions& options);
     bool tcp = true;  // whether the protocol has a TCP side
     bool udp = true;  // ... and a UDP side
+    // serve() keeps nothing between messages and waits for each in
+    // Connection::read_shared(): the framework may then let an idle
+    // connection go without its coroutine (before its first byte, and after
+    // about a second of silence) and call serve() afresh, on a new
+    // coroutine, when bytes arrive. The read is ended by an exception
+    // (operation_aborted) that serve() must let through. An idle connection
+    // then holds a socket and a few stamps instead of coroutine frames.
+    // Plaintext only: over TLS the session keeps its coroutine. (In what was
+    // padding: the type's size and layout are those of plugin API 5.)
+    bool idle_restart = false;
     std::size_t max_line_default = 8192;  // the instance's `max_line` when the section does not set it
     // Other protocols the service speaks on listeners of their own, each a
     // key (`irc`) and its TLS twin (`irc_tls`); see FrontEndListeners.
