@@ -594,6 +594,7 @@ TEST_CASE("resets mid-write, mid-read and mid-upload leak no descriptor and leav
     std::this_thread::sleep_for(200ms);
     const auto baseline = open_fds();
     for (int round = 0; round < 5; ++round) {
+        INFO("round " << round);
         {  // echo: the server is blocked writing to a client that does not read
             TcpClient c(rs.tcp("echo"));
             std::string chunk(1 << 20, 'e');
@@ -601,12 +602,14 @@ TEST_CASE("resets mid-write, mid-read and mid-upload leak no descriptor and leav
             reset(c);
         }
         {  // files: a download cut in the middle
+            INFO("download");
             TcpClient c(rs.tcp("files"));
             c.send("GET big.bin\n");
             c.recv_exact(1 << 16);
             reset(c);
         }
         {  // files: an upload cut in the middle
+            INFO("upload");
             TcpClient c(rs.tcp("files"));
             c.send("PUT up.bin 1000000\n");
             CHECK(c.recv_exact(8) == "OK send\n");
@@ -614,10 +617,20 @@ TEST_CASE("resets mid-write, mid-read and mid-upload leak no descriptor and leav
             reset(c);
         }
         {  // chat: a member gone while others talk to it
+            INFO("chat");
             LineClient a(rs.tcp("chat")), b(rs.tcp("chat"));
-            a.line();
-            b.line();
-            a.line();
+            {
+                INFO("a's welcome");
+                a.line();
+            }
+            {
+                INFO("b's welcome");
+                b.line();
+            }
+            {
+                INFO("b's join, told to a");
+                a.line();
+            }
             for (int i = 0; i < 50; ++i) a.send_line("to b " + std::to_string(i));
             reset(b.tcp());
         }
