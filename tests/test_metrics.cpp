@@ -52,8 +52,9 @@ TEST_CASE("metrics: counters move with traffic and promtool accepts the expositi
     u.send("ping");
     REQUIRE(u.recv() == std::optional<std::string>("ping"));
     {
-        LineClient a(rs.tcp("chat")), b(rs.tcp("chat"));
-        a.line();
+        LineClient a(rs.tcp("chat"));
+        a.line();  // in before b connects (with a loop per thread they could join in either order)
+        LineClient b(rs.tcp("chat"));
         b.line();
         a.line();  // b joined
         a.send_line("hello");

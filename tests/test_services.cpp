@@ -618,11 +618,14 @@ TEST_CASE("resets mid-write, mid-read and mid-upload leak no descriptor and leav
         }
         {  // chat: a member gone while others talk to it
             INFO("chat");
-            LineClient a(rs.tcp("chat")), b(rs.tcp("chat"));
+            // b connects once a is in: two connections at once may be
+            // served by different event loops and join in either order.
+            LineClient a(rs.tcp("chat"));
             {
                 INFO("a's welcome");
                 a.line();
             }
+            LineClient b(rs.tcp("chat"));
             {
                 INFO("b's welcome");
                 b.line();
