@@ -135,8 +135,8 @@ std::span<const char> Connection::finish_shared_read(boost::system::error_code& 
     // the socket first only when the last read may have left data. What
     // does not fit is read at once into the loop's buffer behind it.
     s_.waiting_input = false;
-    if (!ec && s_.slot.park_asked) {  // the input came first: it does not park
-        s_.slot.park_asked = false;
+    if (!ec && s_.park_asked) {  // the input came first: it does not park
+        s_.park_asked = false;
         s_.slot.parked = false;
     }
     if (ec) {

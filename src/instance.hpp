@@ -68,10 +68,10 @@ struct SessionSlot {
     const char* cancel_reason = nullptr;  // why the framework cancelled it, for the close log line
     // ServiceType::idle_restart: the running session (null between
     // coroutines), and while parked the socket waiting for input; both on
-    // the session's executor only. `parked` tells the sweep not to ask again.
+    // the session's executor only. `parked` (parked, or asked to park) tells
+    // the sweep not to ask again.
     Session* session = nullptr;
     boost::asio::ip::tcp::socket* parked_socket = nullptr;
-    bool park_asked = false;          // the sweep cancelled its wait for input: it parks
     std::atomic<bool> parked{false};  // parked or asked to
 };
 

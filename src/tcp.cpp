@@ -212,7 +212,6 @@ void end_parked(std::unique_ptr<Start> start, Instance& inst, SessionSlot& slot)
 }
 
 void park(std::unique_ptr<Start> start, Instance& inst, SessionSlot& slot) {
-    slot.park_asked = false;
     if (slot.cancel_reason) {  // cancelled between its coroutine's end and now
         end_parked(std::move(start), inst, slot);
         return;
@@ -257,7 +256,7 @@ asio::awaitable<std::unique_ptr<Start>> run_session(Start start, Instance& inst,
         }
     } catch (const boost::system::system_error& e) {
         // The sweep's request to park ends the wait for input (Instance::park_idle).
-        park_now = slot.park_asked && !slot.cancel_reason && e.code() == asio::error::operation_aborted;
+        park_now = session.park_asked && !slot.cancel_reason && e.code() == asio::error::operation_aborted;
         if (!park_now && !is_normal_close(e.code())) {
             ++inst.counters.errors;
             conn.log(Severity::error) << "session failed: " << e.what();
@@ -277,7 +276,6 @@ asio::awaitable<std::unique_ptr<Start>> run_session(Start start, Instance& inst,
         start.incoming = Incoming(std::move(session.socket));
         co_return std::make_unique<Start>(std::move(start));
     }
-    slot.park_asked = false;
     slot.parked = false;
     slot.finished = true;
     if (!admitted) co_return nullptr;  // counted as refused (or gone before its header ended)
@@ -446,8 +444,8 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
                 },
                 [](SessionSlot& s, const char*) {
                     // Only a session waiting for input, with nothing of a message read yet.
-                    if (!s.session || !s.session->waiting_input || s.park_asked) return;
-                    s.park_asked = true;
+                    if (!s.session || !s.session->waiting_input || s.session->park_asked) return;
+                    s.session->park_asked = true;
                     s.parked = true;
                     boost::system::error_code ignored;
                     s.session->socket.cancel(ignored);
