@@ -110,6 +110,9 @@ struct Server::Impl {
             inst->sweep_timer.reset();
         }
         drain_timer.reset();
+        // Sessions destroyed with the loops below give back their permits;
+        // the last one must not post to the control executor that is gone.
+        state->on_last_connection = nullptr;
         state->control = {};
         metrics_source.executor = {};  // a copy of the control strand
         loops.clear();

@@ -235,7 +235,16 @@ void park(std::unique_ptr<Start> start, Instance& inst, SessionSlot& slot) {
 // PROXY header and the TLS handshake at first, then the service. Returns
 // what is needed to go on when the session parks (null when it ended).
 asio::awaitable<std::unique_ptr<Start>> run_session(Start start, Instance& inst, SessionSlot& slot) {
-    Session session(start.incoming.take(), inst, slot);
+    std::optional<tcp::socket> socket;
+    try {
+        socket.emplace(start.incoming.take());  // a handed-over descriptor registered by this loop
+    } catch (const boost::system::system_error& e) {
+        COSERVE_LOG(Severity::debug, inst.config.name, start.peer) << "accept: " << e.what();
+        slot.finished = true;
+        if (start.resumed || !proxied(inst)) count_close(inst, slot, start.peer, 0, 0, start.started);
+        co_return nullptr;
+    }
+    Session session(std::move(*socket), inst, slot);
     session.front_end = start.front_end;
     Connection& conn = session.connection();
     if (start.resumed) {

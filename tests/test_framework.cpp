@@ -4,6 +4,9 @@
 
 #include "support.hpp"
 
+#include <coserve/connection.hpp>
+#include <coserve/service.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +16,9 @@
 #include <boost/asio/write.hpp>
 
 #include <vector>
+#include <array>
+#include <sstream>
+#include <map>
 
 #include <sys/socket.h>
 
@@ -379,6 +385,7 @@ void several_threads(const std::string& model) {
     open.send("x");
     REQUIRE(open.recv_exact(1) == "x");
     CHECK(rs.stop_and_wait(10s));
+    CHECK(open.closed_within(1s));
 }
 }  // namespace
 
@@ -388,6 +395,47 @@ TEST_CASE("several event-loop threads: concurrent clients and UDP and idle sweep
 
 TEST_CASE("a loop per thread: concurrent clients and UDP and idle sweep and shutdown") {
     several_threads("per-thread");
+}
+
+namespace {
+// Answers each read with the id of the thread serve() runs on.
+class WhichThread final : public coserve::Service {
+public:
+    boost::asio::awaitable<void> serve(coserve::Connection& c) override {
+        std::array<char, 64> buffer;
+        while (co_await c.read_some(boost::asio::buffer(buffer))) {
+            std::ostringstream id;
+            id << std::this_thread::get_id() << '\n';
+            co_await c.write(boost::asio::buffer(id.str()));
+        }
+    }
+};
+const coserve::ServiceType which_thread{
+    "which_thread", [](coserve::Section&, const coserve::InstanceOptions&) -> std::unique_ptr<coserve::Service> {
+        return std::make_unique<WhichThread>();
+    }, true, false};
+}  // namespace
+
+TEST_CASE("a loop per thread: connections are dealt to every loop and each stays on its own") {
+    if (!coserve::find_service_type("which_thread")) coserve::register_service(which_thread);
+    RunningServer rs("[server]\nthreads = 3\nthread_model = per-thread\n[which_thread]\ntcp = 127.0.0.1:0\n");
+    std::vector<std::unique_ptr<LineClient>> clients;
+    std::vector<std::string> first;
+    for (int i = 0; i < 6; ++i) {
+        clients.push_back(std::make_unique<LineClient>(rs.tcp("which_thread")));
+        clients.back()->send_line("x");
+        first.push_back(clients.back()->line());
+    }
+    // In turn: six connections on three loops, two each, each on its own thread.
+    std::map<std::string, int> per_thread;
+    for (const auto& id : first) ++per_thread[id];
+    CHECK(per_thread.size() == 3);
+    for (const auto& [id, n] : per_thread) CHECK(n == 2);
+    for (int round = 0; round < 20; ++round)
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            clients[i]->send_line("x");
+            CHECK(clients[i]->line() == first[i]);
+        }
 }
 
 TEST_CASE("a loop per thread: shutdown closes connections open on every loop after the grace") {

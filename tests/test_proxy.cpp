@@ -253,21 +253,23 @@ TEST_CASE("behind a proxy, the header's client is what ACLs, limits and metrics 
 TEST_CASE("behind a proxy, a parked echo connection keeps its client's place under max_per_source") {
     RunningServer rs("[metrics]\nhttp = 127.0.0.1:0\n"
                      "[echo]\ntcp = 127.0.0.1:0\nproxy_protocol = v1\nproxy_from = 127.0.0.1\n"
-                     "idle_timeout = 2s\nmax_per_source = 1\n");
+                     "idle_timeout = 30s\nmax_per_source = 1\n");
     const auto to = rs.tcp("echo");
     const ip::address lo1 = ip::make_address("127.0.0.1");
     const std::string parked = "coserve_connections_parked{instance=\"echo\",service=\"echo\"}";
     TcpClient a(to, lo1);
     a.send("PROXY TCP4 192.0.2.20 127.0.0.1 40000 7\r\nfirst");
     CHECK(a.recv_exact(5, 3s) == "first");
-    // Silent for a sweep period (500 ms): parked, the header not read again when it wakes.
+    // Silent for a sweep period (1 s): parked, the header not read again when it wakes.
     double v = -1;
-    for (int i = 0; i < 60 && v != 1; ++i) {
+    for (int i = 0; i < 100 && v != 1; ++i) {
         std::this_thread::sleep_for(50ms);
         v = metric_value(scrape_metrics(rs), parked);
     }
     CHECK(v == 1);
-    // While parked, 192.0.2.20 still holds its one place.
+    // While parked, 192.0.2.20 still holds its one place: refused for it (not
+    // closed by anything else: idle_timeout is far).
     CHECK(closed_after(to, lo1, "PROXY TCP4 192.0.2.20 127.0.0.1 40001 7\r\n"));
+    CHECK(metric_value(scrape_metrics(rs), rejected("per_source")) == 1);
     CHECK(echo_of(a, "PROXY TCP4 this is data now") == "PROXY TCP4 this is data now");
 }

@@ -135,8 +135,7 @@ struct ServerConfig {
     bool syslog = false;
     // thread_model = per-thread: `threads` event loops that share nothing
     // (one io_context each, connections dealt to them in turn) instead of
-    // one io_context run by all the threads. Placed in what was padding, so
-    // the struct's size and layout are those of 3.0.0.
+    // one io_context run by all the threads.
     bool loop_per_thread = false;
     std::uint64_t log_rotate_size = 0;
     std::string pid_file;

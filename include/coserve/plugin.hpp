@@ -36,7 +36,7 @@
 // Bumped whenever the binary layout of anything in include/coserve/ changes
 // (a class's members or virtual functions, ServiceType, this descriptor after
 // `api_version`). A host loads only plugins built for its own number.
-#define COSERVE_PLUGIN_API_VERSION 5u
+#define COSERVE_PLUGIN_API_VERSION 6u
 #define COSERVE_PLUGIN_MAGIC 0x43535256u  // "CSRV"
 
 // Build options that change the layout of Asio's or the standard library's

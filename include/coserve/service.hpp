@@ -90,8 +90,7 @@ struct ServiceType {
     // coroutine, when bytes arrive. The read is ended by an exception
     // (operation_aborted) that serve() must let through. An idle connection
     // then holds a socket and a few stamps instead of coroutine frames.
-    // Plaintext only: over TLS the session keeps its coroutine. (In what was
-    // padding: the type's size and layout are those of plugin API 5.)
+    // Plaintext only: over TLS the session keeps its coroutine.
     bool idle_restart = false;
     std::size_t max_line_default = 8192;  // the instance's `max_line` when the section does not set it
     // Other protocols the service speaks on listeners of their own, each a
