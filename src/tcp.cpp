@@ -264,7 +264,7 @@ asio::awaitable<std::unique_ptr<Start>> run_session(Start start, Instance& inst,
             co_await session.linger();
         }
     } catch (const boost::system::system_error& e) {
-        // The sweep's request to park ends the wait for input (Instance::park_idle).
+        // The sweep's request to park ends the wait for input (idle_sweep).
         park_now = session.park_asked && !slot.cancel_reason && e.code() == asio::error::operation_aborted;
         if (!park_now && !is_normal_close(e.code())) {
             ++inst.counters.errors;
