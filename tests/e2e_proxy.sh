@@ -118,7 +118,9 @@ for i in 1 2; do
   exec {fd}>"$work/hold$i"; eval "hold_fd$i=$fd"
   printf 'held %s\n' "$i" >&"$fd"
 done
+# Each nc writes what comes back in its own time: wait for both answers.
 poll_for 10 grep -q 'held 2' "$work/held2"
+poll_for 10 grep -q 'held 1' "$work/held1"
 check "two held from 127.0.0.4" "held 1|held 2" "$(cat "$work/held1")|$(cat "$work/held2")"
 check "a third from 127.0.0.4 is refused (max_per_source = 2)" "" "$(echo_from 127.0.0.4 "$v2" "third")"
 check "127.0.0.5 is served meanwhile" "other" "$(echo_from 127.0.0.5 "$v2" "other")"
