@@ -46,13 +46,13 @@ struct Counters {
     std::array<std::atomic<std::uint64_t>, tls_failure_count> tls_failed{};  // by TlsFailure
 };
 
+class Session;
+
 // Registry entry of one TCP session. Created before the session coroutine is
 // spawned and erased by its completion handler, so the cancellation signal
 // bound to the coroutine outlives it. Touched only on the session's executor,
 // except `active` (atomic), which the session sets and the idle sweep clears,
 // and `last_seen`, which only the sweep uses (under the registry's lock).
-class Session;
-
 struct SessionSlot {
     std::uint64_t id = 0;  // unique in the instance (0: the slot is free)
     std::uint32_t index = 0;  // its place in the registry
