@@ -39,11 +39,14 @@ bool end_of_stream(const boost::system::error_code& ec) noexcept {
 
 namespace detail {
 
-Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl)
-    : socket(std::move(s)), executor(socket.get_executor()), instance(inst), slot(sl), read_timer(executor) {
+Session::Session(asio::ip::tcp::socket s, Instance& inst, SessionSlot& sl, std::string known_peer)
+    : socket(std::move(s)), executor(socket.get_executor()), instance(inst), slot(sl), peer(std::move(known_peer)),
+      read_timer(executor) {
     boost::system::error_code ec;
-    auto ep = socket.remote_endpoint(ec);
-    peer = ec ? std::string("?") : log::format_endpoint(ep);
+    if (peer.empty()) {
+        const auto ep = socket.remote_endpoint(ec);
+        peer = ec ? std::string("?") : log::format_endpoint(ep);
+    }
     log_peer = peer;
     socket.non_blocking(true, ec);  // read_shared() and write_now() try the socket before waiting
     slot.session = this;

@@ -25,7 +25,9 @@ namespace coserve::detail {
 
 class Session {
 public:
-    Session(boost::asio::ip::tcp::socket socket, Instance& instance, SessionSlot& slot);
+    // `peer`: as logged, when already known (a parked session resuming);
+    // empty: read from the socket.
+    Session(boost::asio::ip::tcp::socket socket, Instance& instance, SessionSlot& slot, std::string peer = {});
     Session(const Session&) = delete;
     ~Session() { slot.session = nullptr; }
 

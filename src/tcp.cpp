@@ -135,10 +135,9 @@ std::string seconds_text(clock::duration d) {
 class Incoming {
 public:
     explicit Incoming(tcp::socket socket) : socket_(std::move(socket)) {}
-    Incoming(tcp::socket& accepted, const asio::any_io_executor& ex) : socket_(ex), protocol_(tcp::v4()) {
-        protocol_ = accepted.local_endpoint().protocol();
-        fd_ = accepted.release();
-    }
+    // `protocol`: the listener's (no getsockname per connection).
+    Incoming(tcp::socket& accepted, const asio::any_io_executor& ex, tcp protocol)
+        : socket_(ex), fd_(accepted.release()), protocol_(protocol) {}
     Incoming(Incoming&& o) noexcept
         : socket_(std::move(o.socket_)), fd_(std::exchange(o.fd_, -1)), protocol_(o.protocol_) {}
     Incoming& operator=(Incoming&& o) noexcept {
@@ -244,11 +243,10 @@ asio::awaitable<std::unique_ptr<Start>> run_session(Start start, Instance& inst,
         if (start.resumed || !proxied(inst)) count_close(inst, slot, start.peer, 0, 0, start.started);
         co_return nullptr;
     }
-    Session session(std::move(*socket), inst, slot);
+    Session session(std::move(*socket), inst, slot, std::move(start.peer));
     session.front_end = start.front_end;
     Connection& conn = session.connection();
     if (start.resumed) {
-        session.peer = session.log_peer = std::move(start.peer);
         session.bytes_in = start.bytes_in;
         session.bytes_out = start.bytes_out;
     } else {
@@ -318,6 +316,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
     bool resource_warned = false;
     bool limit_warned = false;
     const bool hand_off = inst.server.several_loops();  // accepted here, registered by its own loop
+    const tcp protocol = acceptor.local_endpoint().protocol();
     for (;;) {
         // (Not `c ? co_await a : co_await b`: GCC 12 destroys its result twice.)
         std::tuple<boost::system::error_code, tcp::socket> accepted{boost::system::error_code(),
@@ -380,7 +379,7 @@ asio::awaitable<void> accept_loop(Instance& inst, tcp::acceptor& acceptor, std::
         auto executor = hand_off ? inst.server.connection_executor() : socket.get_executor();
         std::optional<Incoming> incoming;
         try {
-            incoming.emplace(hand_off ? Incoming(socket, executor) : Incoming(std::move(socket)));
+            incoming.emplace(hand_off ? Incoming(socket, executor, protocol) : Incoming(std::move(socket)));
         } catch (const boost::system::system_error& e) {
             COSERVE_LOG(Severity::debug, inst.config.name, log::format_endpoint(peer)) << "accept: " << e.what();
             continue;  // gone meanwhile; the permit gives back what it took
@@ -430,26 +429,22 @@ asio::awaitable<void> idle_sweep(Instance& inst, Duration idle) {
         // The clock is read per session, under the registry's lock, after the
         // mark is taken back: activity after that read is seen next time,
         // never stamped with an earlier time (which could close it early).
+        // idle_timeout 0 closes nothing; the marks are still stamped for parking.
         std::size_t silent = 0;
-        if (idle > Duration::zero())
-            inst.cancel_sessions(
-                [&](SessionSlot& s) {
-                    const bool active = s.active.exchange(false, std::memory_order_relaxed);
-                    const auto now = clock::now();
-                    if (active) s.last_seen = now.time_since_epoch().count();
-                    if (!active && !s.parked.load(std::memory_order_relaxed)) ++silent;
-                    return s.last_seen < (now - idle).time_since_epoch().count();
-                },
-                idle_reason);
-        if (inst.idle_restart && (silent > 0 || idle == Duration::zero()))
+        inst.cancel_sessions(
+            [&](SessionSlot& s) {
+                const bool active = s.active.exchange(false, std::memory_order_relaxed);
+                const auto now = clock::now();
+                if (active) s.last_seen = now.time_since_epoch().count();
+                if (!active && !s.parked.load(std::memory_order_relaxed)) ++silent;
+                return idle > Duration::zero() && s.last_seen < (now - idle).time_since_epoch().count();
+            },
+            idle_reason);
+        if (inst.idle_restart && silent > 0)
             inst.visit_sessions(
                 [&](SessionSlot& s) {
-                    if (s.cancel_reason || s.parked.load(std::memory_order_relaxed)) return false;
-                    if (idle == Duration::zero() && s.active.exchange(false, std::memory_order_relaxed)) {
-                        s.last_seen = clock::now().time_since_epoch().count();
-                        return false;
-                    }
-                    return s.last_seen < (clock::now() - period).time_since_epoch().count();
+                    return !s.cancel_reason && !s.parked.load(std::memory_order_relaxed) &&
+                           s.last_seen < (clock::now() - period).time_since_epoch().count();
                 },
                 [](SessionSlot& s, const char*) {
                     // Only a session waiting for input, with nothing of a message read yet.

@@ -424,6 +424,15 @@ double metric_value(const std::string& text, const std::string& sample) {
     return at == std::string::npos ? -1 : std::stod(text.substr(at + sample.size() + 2));
 }
 
+std::string scrape_until(RunningServer& rs, const std::string& sample, double want, std::chrono::milliseconds within) {
+    const auto end = std::chrono::steady_clock::now() + within;
+    for (;;) {
+        std::string text = scrape_metrics(rs);
+        if (metric_value(text, sample) == want || std::chrono::steady_clock::now() >= end) return text;
+        std::this_thread::sleep_for(50ms);
+    }
+}
+
 std::string random_bytes(std::size_t n, unsigned seed) {
     std::mt19937 rng(seed);
     std::string s(n, '\0');

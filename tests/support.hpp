@@ -217,6 +217,10 @@ std::string scrape_metrics(RunningServer& rs);
 // One sample's value in a Prometheus exposition, e.g.
 // metric_value(text, "coserve_connections_total{instance=\"echo\",service=\"echo\"}"); -1 if absent.
 double metric_value(const std::string& text, const std::string& sample);
+// Scrapes every 50 ms until `sample` has the value `want`, for at most
+// `within`: the exposition in which it had, or the last one scraped.
+std::string scrape_until(RunningServer& rs, const std::string& sample, double want,
+                         std::chrono::milliseconds within = 5s);
 
 // The bulk chat tests: each of `n` members said `lines` numbered lines
 // (0, 1, ...). For each member i, `heard(i)` gives the next message it

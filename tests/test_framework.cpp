@@ -187,16 +187,10 @@ TEST_CASE("idle_timeout closes a silent client but not an active one") {
 }
 
 namespace {
-// coserve_connections_parked of [echo], once it equals `want` (within 5 s); -1 if it never does.
+// coserve_connections_parked of [echo], once it equals `want` (within 5 s).
 double parked_echo(RunningServer& rs, double want) {
     const std::string sample = "coserve_connections_parked{instance=\"echo\",service=\"echo\"}";
-    double v = -1;
-    for (int i = 0; i < 100; ++i) {
-        v = metric_value(scrape_metrics(rs), sample);
-        if (v == want) break;
-        std::this_thread::sleep_for(50ms);
-    }
-    return v;
+    return metric_value(scrape_until(rs, sample, want), sample);
 }
 }  // namespace
 
@@ -216,11 +210,7 @@ TEST_CASE("an echo connection parks while silent and answers when it speaks agai
     CHECK(c.closed_within(3s));
     CHECK(parked_echo(rs, 0) == 0);
     const std::string echo = "{instance=\"echo\",service=\"echo\"}";
-    auto after = scrape_metrics(rs);
-    for (int i = 0; i < 50 && metric_value(after, "coserve_connections_closed_total" + echo) != 1; ++i) {
-        std::this_thread::sleep_for(50ms);
-        after = scrape_metrics(rs);
-    }
+    const auto after = scrape_until(rs, "coserve_connections_closed_total" + echo, 1);
     CHECK(metric_value(after, "coserve_connections_closed_total" + echo) == 1);
     CHECK(metric_value(after, "coserve_received_bytes_total" + echo) == static_cast<double>(sent.size()));
     CHECK(metric_value(after, "coserve_sent_bytes_total" + echo) == static_cast<double>(sent.size()));

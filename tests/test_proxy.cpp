@@ -261,12 +261,7 @@ TEST_CASE("behind a proxy, a parked echo connection keeps its client's place und
     a.send("PROXY TCP4 192.0.2.20 127.0.0.1 40000 7\r\nfirst");
     CHECK(a.recv_exact(5, 3s) == "first");
     // Silent for a sweep period (1 s): parked, the header not read again when it wakes.
-    double v = -1;
-    for (int i = 0; i < 100 && v != 1; ++i) {
-        std::this_thread::sleep_for(50ms);
-        v = metric_value(scrape_metrics(rs), parked);
-    }
-    CHECK(v == 1);
+    CHECK(metric_value(scrape_until(rs, parked, 1), parked) == 1);
     // While parked, 192.0.2.20 still holds its one place: refused for it (not
     // closed by anything else: idle_timeout is far).
     CHECK(closed_after(to, lo1, "PROXY TCP4 192.0.2.20 127.0.0.1 40001 7\r\n"));
