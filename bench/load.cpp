@@ -35,7 +35,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -406,9 +408,13 @@ int chat() {
         if (FILE* f = std::fopen(ready.c_str(), "w")) std::fclose(f);
     }
 
-    // delivered[s][seq % window]: how many members got line seq of sender s.
+    // got[s][seq % ring]: how many members got line seq of sender s,
+    // for the lines in flight (complete[s] < seq < next_seq[s]: at most window).
+    // The parse below costs a few tens of ns a line, so that the servers,
+    // not this generator, set the rate.
+    const std::size_t ring = std::bit_ceil(static_cast<std::size_t>(window + 1));  // a mask, not a division
     std::vector<long> next_seq(static_cast<std::size_t>(senders), 1), complete(static_cast<std::size_t>(senders), 0);
-    std::vector<std::map<long, long>> pending(static_cast<std::size_t>(senders));
+    std::vector<std::vector<long>> got(static_cast<std::size_t>(senders), std::vector<long>(ring, 0));
     const long receivers = members - 1;  // every member but the sender (ncat and coserve both skip the sender)
     Percentiles lat;
     std::uint64_t deliveries = 0, out_of_order = 0;
@@ -419,7 +425,7 @@ int chat() {
         Member& m = ms[static_cast<std::size_t>(s)];
         while (next_seq[static_cast<std::size_t>(s)] - 1 - complete[static_cast<std::size_t>(s)] < window && Clock::now() < end) {
             const long seq = next_seq[static_cast<std::size_t>(s)]++;
-            pending[static_cast<std::size_t>(s)][seq] = 0;
+            got[static_cast<std::size_t>(s)][static_cast<std::size_t>(seq) % ring] = 0;
             m.out.append(is_irc(s) ? "PRIVMSG #lobby :L " : "L ");
             m.out.append(std::to_string(s)).append(" ").append(std::to_string(seq)).append(" ");
             m.out.append(std::to_string(now_ns())).append("\n");
@@ -429,6 +435,45 @@ int chat() {
             if (w <= 0) break;
             m.out.erase(0, static_cast<std::size_t>(w));
         }
+    };
+    // "L s seq ts" at the start of `text`: false if it is not that.
+    auto parse = [](std::string_view text, long& s, long& seq, std::uint64_t& ts) {
+        if (!text.starts_with("L ")) return false;
+        const char* p = text.data() + 2;
+        const char* e = text.data() + text.size();
+        auto r = std::from_chars(p, e, s);
+        if (r.ec != std::errc() || r.ptr == e || *r.ptr != ' ') return false;
+        r = std::from_chars(r.ptr + 1, e, seq);
+        if (r.ec != std::errc() || r.ptr == e || *r.ptr != ' ') return false;
+        r = std::from_chars(r.ptr + 1, e, ts);
+        return r.ec == std::errc();
+    };
+    auto received = [&](Member& m, std::string_view line, std::uint64_t now) {
+        // "<nick> L s seq ts"; ncat prefixes a chunk, not each line, so a
+        // line may also start with "L ". IRC: ":nick!nick@host PRIVMSG
+        // #lobby :L s seq ts". Notices have neither.
+        if (line.starts_with(':')) {
+            const auto irc = line.find(" PRIVMSG #lobby :L ");
+            if (irc == std::string_view::npos) return;
+            line.remove_prefix(irc + 17);
+        } else if (!line.starts_with("L ")) {
+            const auto at = line.find(" L ");
+            if (at == std::string_view::npos) return;
+            line.remove_prefix(at + 1);
+        }
+        long s = 0, seq = 0;
+        std::uint64_t ts = 0;
+        if (!parse(line, s, seq, ts) || s < 0 || s >= senders) return;
+        lat.add(now - ts);
+        ++deliveries;
+        long& last = m.last[static_cast<std::size_t>(s)];
+        if (seq != last + 1) ++out_of_order;
+        last = seq;
+        const auto si = static_cast<std::size_t>(s);
+        if (seq <= complete[si] || seq >= next_seq[si]) return;  // not in flight (a duplicate)
+        if (++got[si][static_cast<std::size_t>(seq) % ring] == receivers)
+            while (complete[si] + 1 < next_seq[si] && got[si][static_cast<std::size_t>(complete[si] + 1) % ring] == receivers)
+                ++complete[si];
     };
     for (long s = 0; s < senders; ++s) send_more(s);
     while (Clock::now() < end) {
@@ -440,38 +485,21 @@ int chat() {
                 if (r < 0 && errno == EAGAIN) continue;
                 die("chat: the server closed a member");
             }
-            m.in.append(scratch, static_cast<std::size_t>(r));
+            const auto now = static_cast<std::uint64_t>(now_ns());
+            std::string_view in(scratch, static_cast<std::size_t>(r));
+            if (!m.in.empty()) {  // a line split between reads
+                m.in.append(in);
+                in = m.in;
+            }
             std::size_t pos = 0;
             for (;;) {
-                const auto lf = m.in.find('\n', pos);
-                if (lf == std::string::npos) break;
-                std::string_view line(m.in.data() + pos, lf - pos);
+                const auto lf = in.find('\n', pos);
+                if (lf == std::string_view::npos) break;
+                received(m, in.substr(pos, lf - pos), now);
                 pos = lf + 1;
-                // "<nick> L s seq ts"; ncat prefixes a chunk, not each line, so a
-                // line may also start with "L ". IRC: ":nick!nick@host PRIVMSG
-                // #lobby :L s seq ts". Notices have neither.
-                if (const auto irc = line.find(" PRIVMSG #lobby :L "); irc != std::string_view::npos) line.remove_prefix(irc + 17);
-                const auto at = line.starts_with("L ") ? std::string_view::npos - 1 : line.find(" L ");
-                if (at == std::string_view::npos) continue;
-                long s = 0, seq = 0;
-                unsigned long long ts = 0;
-                if (std::sscanf(std::string(at == std::string_view::npos - 1 ? line : line.substr(at + 1)).c_str(), "L %ld %ld %llu", &s, &seq, &ts) != 3 || s < 0 ||
-                    s >= senders)
-                    continue;
-                lat.add(now_ns() - ts);
-                ++deliveries;
-                long& last = m.last[static_cast<std::size_t>(s)];
-                if (seq != last + 1) ++out_of_order;
-                last = seq;
-                auto& p = pending[static_cast<std::size_t>(s)];
-                if (auto it = p.find(seq); it != p.end() && ++it->second == receivers) {
-                    p.erase(it);
-                    while (complete[static_cast<std::size_t>(s)] + 1 < next_seq[static_cast<std::size_t>(s)] &&
-                           !p.count(complete[static_cast<std::size_t>(s)] + 1))
-                        ++complete[static_cast<std::size_t>(s)];
-                }
             }
-            m.in.erase(0, pos);
+            if (in.data() == m.in.data()) m.in.erase(0, pos);
+            else m.in.assign(in.substr(pos));
         }
         for (long s = 0; s < senders; ++s) send_more(s);
     }
@@ -479,9 +507,10 @@ int chat() {
     const double cpu = cpu_seconds() - cpu0;
     // Lines sent long enough ago (all but the last window) must have reached everyone.
     long lost = 0;
-    for (long s = 0; s < senders; ++s)
-        for (const auto& [seq, got] : pending[static_cast<std::size_t>(s)])
-            if (seq < next_seq[static_cast<std::size_t>(s)] - window) lost += receivers - got;
+    for (long s = 0; s < senders; ++s) {
+        const auto si = static_cast<std::size_t>(s);
+        for (long seq = complete[si] + 1; seq < next_seq[si] - window; ++seq) lost += receivers - got[si][static_cast<std::size_t>(seq) % ring];
+    }
     long sent = 0;
     for (long s = 0; s < senders; ++s) sent += next_seq[static_cast<std::size_t>(s)] - 1;
     std::printf("mode=chat members=%ld senders=%ld stalled=%d seconds=%.2f lines=%ld deliveries=%llu rate=%.0f lost=%ld "

@@ -28,7 +28,11 @@ struct Fixture {
 std::vector<std::string> take(Member& m) {
     std::vector<std::string> lines;
     std::lock_guard lock(m.mutex);
-    while (!m.queue.empty()) lines.push_back(m.queue.pop()->text);
+    while (!m.queue.empty()) {
+        MessageRef line = m.queue.pop();
+        m.lines -= line->lines;
+        lines.push_back(line->text);
+    }
     return lines;
 }
 
@@ -71,6 +75,54 @@ TEST_CASE("chat hub: admission, names, the room hears joins and lines") {
     CHECK(take(*c) == Lines{"<alice> hi\r\n", "* alice waves\r\n"});
     CHECK(take(*b).empty());  // not to the sender
     CHECK(f.hub.messages() == 2);
+}
+
+TEST_CASE("chat hub: lines said in a row are one entry in each queue, kept one by one in history, and count as lines") {
+    Fixture f;
+    Recorder r;
+    f.hub.set_mirror(&r);
+    auto a = f.admit();
+    auto b = f.admit("alice");
+    take(*a);
+    take(*b);
+    SaidLines said(64);
+    said.add(Said::Kind::msg, "one");
+    said.add(Said::Kind::me, "waves");
+    said.add(Said::Kind::msg, "three");
+    r.calls.clear();
+    const auto before = f.hub.deliveries();
+    f.hub.say_lines(*b, said, f.flush);
+    CHECK(a->lines == 3);
+    CHECK(take(*a) == Lines{"<alice> one\r\n* alice waves\r\n<alice> three\r\n"});  // one entry
+    CHECK(take(*b).empty());
+    CHECK(f.hub.messages() == 3);
+    CHECK(f.hub.deliveries() - before == 3);
+    CHECK(r.calls == std::vector<std::string>{"remember lobby <alice> one\r\n", "event msg lobby alice one",
+                                              "remember lobby * alice waves\r\n", "event me lobby alice waves",
+                                              "remember lobby <alice> three\r\n", "event msg lobby alice three"});
+
+    // A newcomer hears the last two lines (history = 2), each on its own;
+    // with max_queue = 4 those and its welcome leave room for one line, and
+    // a batch of two drops it as too slow (nobody else is held up).
+    auto d = std::make_shared<Member>(f.ioc.get_executor(), 4);
+    REQUIRE(f.hub.admit(d, "dan", nullptr, f.flush));
+    {
+        std::lock_guard lock(d->mutex);
+        REQUIRE(d->queue.size() == 3);
+        CHECK(d->queue.at(1)->text == "* alice waves\r\n");
+        CHECK(d->queue.at(2)->text == "<alice> three\r\n");
+        CHECK(d->lines == 3);
+    }
+    take(*a);
+    said.clear();
+    said.add(Said::Kind::msg, "four");
+    said.add(Said::Kind::msg, "five");
+    f.hub.say_lines(*b, said, f.flush);
+    CHECK(d->too_slow);
+    CHECK(f.out.slow_consumers() == 1);
+    CHECK(d->lines == 3);
+    CHECK(take(*a) == Lines{"<alice> four\r\n<alice> five\r\n"});
+    f.ioc.poll();  // the drop's handler (it holds dan) runs while the pool is there
 }
 
 TEST_CASE("chat hub: each check once, then the change") {

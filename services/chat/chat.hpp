@@ -85,7 +85,16 @@ private:
     boost::asio::awaitable<void> read_lines(Connection& c, const std::shared_ptr<Member>& m, Asking* asking,
                                             bool& quitting, FlushList& pending);
     boost::asio::awaitable<void> pace(Member& m, boost::asio::steady_timer& timer, FlushList& pending);
-    boost::asio::awaitable<void> flush_when_dry(const LineReader& lines, std::size_t& since_flush, FlushList& pending);
+    // A reader's count since its last flush: lines read, and recipients
+    // queued for (each broadcast adds the members touched so far).
+    struct Flushing {
+        std::size_t lines = 0, queued = 0;
+    };
+    static constexpr std::size_t max_said = 64;  // lines in one broadcast (and at most max_queue)
+    boost::asio::awaitable<void> flush_when_dry(const LineReader& lines, Flushing& flushing, Member& m, SaidLines& said,
+                                                FlushList& pending);
+    // The gathered lines to the room (none: nothing).
+    void say_lines(Member& m, SaidLines& said, Flushing& flushing, FlushList& pending);
     // One line of the line protocol (a TCP line or a WebSocket message).
     boost::asio::awaitable<void> run_line(const std::shared_ptr<Member>& m, Asking* asking, std::string_view text,
                                           bool& quitting, boost::asio::steady_timer& pacer, FlushList& pending);

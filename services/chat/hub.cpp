@@ -97,14 +97,14 @@ void Hub::say(Member& m, bool action, std::string_view text, FlushList& flush) {
     Room* room = m.room();
     if (!room) return;
     const Said said{action ? Said::Kind::me : Said::Kind::msg, room->name, m.nick, text};
-    Rendered r{said, {}, {}};
-    ++messages_;
-    broadcast_locked(*room, r, &m, flush);
-    remember_locked(*room, rendered(r, Format::line));
-    if (mirror_) {
-        mirror_->remember(room->name, rendered(r, Format::line));
-        mirror_->event(action ? "me" : "msg", room->name, m.nick, text);
-    }
+    say_locked(m, *room, 1, [&](std::size_t) { return said; }, flush);
+}
+
+void Hub::say_lines(Member& m, const SaidLines& lines, FlushList& flush) {
+    std::lock_guard lock(mutex_);
+    Room* room = m.room();
+    if (!room || lines.empty()) return;
+    say_locked(m, *room, lines.size(), [&](std::size_t i) { return lines.at(i, room->name, m.nick); }, flush);
 }
 
 Hub::Sent Hub::say_in(Member& m, std::string_view name, Said::Kind kind, std::string_view text, FlushList& flush) {
@@ -113,16 +113,51 @@ Hub::Sent Hub::say_in(Member& m, std::string_view name, Said::Kind kind, std::st
     if (!room) return Sent::no_such_room;
     if (!seat_locked(m, *room)) return Sent::not_in_room;
     const Said said{kind, room->name, m.nick, text};
-    Rendered r{said, {}, {}};
-    ++messages_;
-    broadcast_locked(*room, r, &m, flush);
-    const std::string_view event = kind == Said::Kind::me ? "me" : kind == Said::Kind::notice ? "notice" : "msg";
-    if (kind != Said::Kind::notice) {  // notices are not kept for newcomers
-        remember_locked(*room, rendered(r, Format::line));
-        if (mirror_) mirror_->remember(room->name, rendered(r, Format::line));
-    }
-    if (mirror_) mirror_->event(event, room->name, m.nick, text);
+    say_locked(m, *room, 1, [&](std::size_t) { return said; }, flush);
     return Sent::ok;
+}
+
+template <class ByFormat>
+void Hub::broadcast_locked(Room& room, ByFormat&& message, std::size_t lines, const Member* except, FlushList& flush) {
+    settle_locked(room, flush);
+    std::uint64_t n = 0;
+    for (auto& member : room.members)
+        if (member.get() != except) {
+            out_.enqueue(*member, message(member->format), flush);
+            ++n;
+        }
+    deliveries_.fetch_add(n * lines, std::memory_order_relaxed);  // one atomic add per broadcast, not per recipient
+}
+
+template <class SaidAt>
+void Hub::say_locked(Member& m, Room& room, std::size_t n, SaidAt&& said, FlushList& flush) {
+    MessageRef by_format[2];  // line, IRC: rendered on first need
+    auto message = [&](Format f) -> const MessageRef& {
+        MessageRef& text = by_format[f == Format::irc ? 1 : 0];
+        if (!text) {
+            text = out_.compose([&](std::string& out) {
+                for (std::size_t i = 0; i < n; ++i) render(out, said(i), f, o_.host);
+            });
+            text->lines = static_cast<std::uint32_t>(n);
+        }
+        return text;
+    };
+    messages_.fetch_add(n, std::memory_order_relaxed);
+    broadcast_locked(room, message, n, &m, flush);
+    // History holds single lines: of a batch, only the lines it keeps (all of
+    // them when the cluster is told) are rendered again on their own.
+    const std::size_t first = mirror_ ? 0 : n - std::min(n, o_.history);
+    for (std::size_t i = first; i < n; ++i) {
+        const Said s = said(i);
+        const std::string_view event = s.kind == Said::Kind::me ? "me" : s.kind == Said::Kind::notice ? "notice" : "msg";
+        if (s.kind != Said::Kind::notice) {  // notices are not kept for newcomers
+            const MessageRef line = n == 1 ? message(Format::line)
+                                           : out_.compose([&](std::string& out) { render(out, s, Format::line, o_.host); });
+            remember_locked(room, line);
+            if (mirror_) mirror_->remember(room.name, line);
+        }
+        if (mirror_) mirror_->event(event, room.name, m.nick, s.text);
+    }
 }
 
 namespace {
@@ -551,14 +586,7 @@ void Hub::leave_room_locked(Member& m, Room& room, const Said* said, FlushList& 
 }
 
 void Hub::broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush) {
-    settle_locked(room, flush);
-    std::uint64_t n = 0;
-    for (auto& member : room.members)
-        if (member.get() != except) {
-            out_.enqueue(*member, rendered(r, member->format), flush);
-            ++n;
-        }
-    deliveries_.fetch_add(n, std::memory_order_relaxed);  // one atomic add per broadcast, not per recipient
+    broadcast_locked(room, [&](Format f) -> const MessageRef& { return rendered(r, f); }, 1, except, flush);
 }
 
 void Hub::tell_neighbours_locked(Member& m, Rendered& r, bool self, FlushList& flush) {

@@ -120,6 +120,9 @@ public:
     void remove(Member& m, std::string_view notice, FlushList& flush, std::string_view reason = {});
     // A line (or an action, "/me") of a line member to its room.
     void say(Member& m, bool action, std::string_view text, FlushList& flush);
+    // Lines a line member said in a row, in one broadcast; each is kept in
+    // the room's history (and told to the cluster) as its own line.
+    void say_lines(Member& m, const SaidLines& lines, FlushList& flush);
     // An IRC member's PRIVMSG (msg, me) or NOTICE to one of its rooms.
     enum class Sent { ok, no_such_room, not_in_room };
     Sent say_in(Member& m, std::string_view room, Said::Kind kind, std::string_view text, FlushList& flush);
@@ -198,6 +201,14 @@ private:
     void leave_room_locked(Member& m, Room& room, const Said* said, FlushList& flush);
     // Settles the room's batch first.
     void broadcast_locked(Room& room, Rendered& r, const Member* except, FlushList& flush);
+    // `message(format)`: what a member of that format is sent, `lines` lines.
+    template <class ByFormat>
+    void broadcast_locked(Room& room, ByFormat&& message, std::size_t lines, const Member* except, FlushList& flush);
+    // `n` lines (msg, me or notice) said by `m` in `room`, `said(i)` the
+    // i-th: the room hears them in one broadcast, its history keeps the
+    // lines (not the notices), the cluster is told each.
+    template <class SaidAt>
+    void say_locked(Member& m, Room& room, std::size_t n, SaidAt&& said, FlushList& flush);
     // A join, part or quit in `room`: into its batch (`joiner`: the member
     // that joined, null for another daemon's member or a leave).
     void announce_locked(Room& room, Member* joiner, const Said& said, FlushList& flush);

@@ -55,9 +55,10 @@ asio::awaitable<void> Chat::irc_read(Connection& c, const std::shared_ptr<Member
                                      IrcClient& client, bool& quitting, FlushList& pending) {
     LineReader lines(c, irc::max_line - 2, Duration::zero(), false);
     asio::steady_timer pacer(m->executor);
-    std::size_t since_flush = 0;
+    SaidLines unbatched(0);  // IRC messages go one by one (each names its own targets)
+    Flushing flushing;
     while (!quitting && !m->dead) {
-        co_await flush_when_dry(lines, since_flush, pending);
+        co_await flush_when_dry(lines, flushing, *m, unbatched, pending);
         Line line = co_await lines.next();
         if (line.kind == Line::Kind::end || m->dead) break;
         m->heard.store(now_ns(), std::memory_order_relaxed);
@@ -66,6 +67,7 @@ asio::awaitable<void> Chat::irc_read(Connection& c, const std::shared_ptr<Member
             continue;
         }
         co_await irc_line(m, asking, client, line.text, quitting, pacer, pending);
+        flushing.queued += pending.size();
     }
 }
 

@@ -1,7 +1,8 @@
 // chat: a line stored once and shared by every recipient's queue.
 //
-// A Message is one line as sent on the wire (its line ending included),
-// immutable once published and reference-counted (boost::intrusive_ptr, one
+// A Message is one line as sent on the wire (its line ending included), or
+// several lines said in a row by one member (`lines` counts them against a
+// recipient's max_queue), immutable once published and reference-counted (boost::intrusive_ptr, one
 // atomic per reference); the pool recycles it, so the data path allocates
 // nothing in the steady state. Ring is the bounded queue that holds the
 // references (a member's outbox, a room's history).
@@ -24,6 +25,7 @@ struct Message {
     std::atomic<std::uint32_t> refs{0};
     MessagePool* pool = nullptr;
     std::string text;
+    std::uint32_t lines = 1;  // what it counts in a member's queue (a batch of join notices: 1)
     // The same lines as WebSocket frames ([0] text, [1] binary), made once,
     // by the first WebSocket recipient (Delivery::framed), and shared by the
     // others; each holds a reference, given back when this one is recycled.
@@ -47,6 +49,7 @@ public:
             if (!free_.empty()) {
                 Message* m = free_.back();
                 free_.pop_back();
+                m->lines = 1;
                 return m;
             }
         }

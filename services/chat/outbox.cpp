@@ -30,6 +30,7 @@ MessageRef Delivery::framed(const MessageRef& m, Wire wire) {
     std::atomic<Message*>& slot = m->framed[wire == Wire::ws_binary ? 1 : 0];
     if (Message* twin = slot.load(std::memory_order_acquire)) return MessageRef(twin);
     MessageRef twin = compose([&](std::string& out) { ws::append_frames(out, m->text, wire == Wire::ws_binary); });
+    twin->lines = m->lines;
     Message* expected = nullptr;
     intrusive_ptr_add_ref(twin.get());  // the slot's reference, given back when `m` is recycled
     if (slot.compare_exchange_strong(expected, twin.get(), std::memory_order_acq_rel)) return twin;
@@ -40,21 +41,23 @@ MessageRef Delivery::framed(const MessageRef& m, Wire wire) {
 void Delivery::enqueue_raw(Member& member, const MessageRef& m, FlushList& flush) {
     if (member.dead.load(std::memory_order_relaxed)) return;
     std::lock_guard lock(member.mutex);
-    if (member.queue.full()) {
+    if (member.queue.full() || member.lines + m->lines > member.max_lines) {
         drop_slow(member);
         return;
     }
+    member.lines += m->lines;
     member.queue.push(m);
     if (member.pending) return;  // the writer sends it
     if (!member.in_flush_list) {
         member.in_flush_list = true;
         flush.push_back(member.shared_from_this());
     }
-    // A gathered send's worth goes out at once: while one sender's sliced
-    // flush has the member in its list, the others' lines for it must not
-    // wait for that flush (their queue would fill, and a member that reads
-    // would be dropped as too slow).
-    if (member.queue.size() >= max_gather && member.connection) send_locked(member);
+    // A gathered send's worth of lines goes out at once: while one sender's
+    // sliced flush has the member in its list, the others' lines for it must
+    // not wait for that flush (their queue would fill, and a member that
+    // reads would be dropped as too slow). A full batch (SaidLines) is such
+    // a send on its own.
+    if (member.lines >= max_gather && member.connection) send_locked(member);
 }
 
 void Delivery::flush(FlushList& list) {
@@ -119,7 +122,7 @@ bool Delivery::send_locked(Member& member) {
             }
             left -= rest;
             member.sent_of_head = 0;
-            member.queue.pop();
+            member.lines -= member.queue.pop()->lines;
         }
     }
     if (member.queue.empty()) return true;
@@ -195,7 +198,7 @@ asio::awaitable<void> Delivery::write_encrypted(Connection& c, Member& m) {
     }
     co_await c.write_gathered(std::span<const asio::const_buffer>(buffers.data(), n));
     std::lock_guard lock(m.mutex);
-    for (std::size_t i = 0; i < n && !m.queue.empty(); ++i) m.queue.pop();
+    for (std::size_t i = 0; i < n && !m.queue.empty(); ++i) m.lines -= m.queue.pop()->lines;
     if (m.queue.empty()) m.pending = false;
 }
 

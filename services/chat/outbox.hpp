@@ -44,7 +44,7 @@ struct Seat {
 
 struct Member : std::enable_shared_from_this<Member> {
     Member(boost::asio::any_io_executor ex, std::size_t max_queue, Format f = Format::line, Wire w = Wire::raw)
-        : executor(ex), format(f), wire(w), queue(max_queue), wake(ex), done(ex) {}
+        : executor(ex), format(f), wire(w), max_lines(max_queue), queue(max_queue), wake(ex), done(ex) {}
 
     boost::asio::any_io_executor executor;
     const Format format;  // how it reads what the hub sends
@@ -68,6 +68,8 @@ struct Member : std::enable_shared_from_this<Member> {
     // while `connection` is set (Connection::try_send).
     std::mutex mutex;
     Connection* connection = nullptr;
+    const std::size_t max_lines;  // max_queue: the lines `queue` may hold
+    std::size_t lines = 0;        // the lines it holds (Message::lines summed)
     Ring<MessageRef> queue;
     std::size_t sent_of_head = 0;  // bytes of the queue's first message already sent
     bool pending = false;          // the kernel was full: the writer owns flushing

@@ -92,23 +92,52 @@ void Chat::start_writer(Connection& c, const std::shared_ptr<Member>& m) {
     });
 }
 
+// Text and actions said in a row go to the room in batches (SaidLines): a
+// batch is told when it is full, before any other command, and before the
+// reader lets the loop turn or flushes (so never later than its input runs
+// dry). Each line is rate-limited as it is read.
 asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Member>& m, Asking* asking, bool& quitting,
                                        FlushList& pending) {
     LineReader lines(c, c.options().max_line, Duration::zero());
     asio::steady_timer pacer(m->executor);
     const std::string too_long = "* error: line too long (max " + std::to_string(c.options().max_line) + " bytes)";
-    std::size_t since_flush = 0;
-    while (!quitting && !m->dead) {
-        co_await flush_when_dry(lines, since_flush, pending);
-        Line line = co_await lines.next();
-        if (line.kind == Line::Kind::end || m->dead) break;
-        if (line.kind == Line::Kind::too_long) {
-            out_.tell(*m, {too_long}, pending);
-            continue;
+    SaidLines said(std::min<std::size_t>(max_said, o_.max_queue));
+    Flushing flushing;
+    try {
+        while (!quitting && !m->dead) {
+            co_await flush_when_dry(lines, flushing, *m, said, pending);
+            Line line = co_await lines.next();
+            if (line.kind == Line::Kind::end || m->dead) break;
+            if (line.kind == Line::Kind::too_long) {
+                say_lines(*m, said, flushing, pending);
+                out_.tell(*m, {too_long}, pending);
+                continue;
+            }
+            m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
+            const ChatCommand cmd = parse_chat_line(line.text);
+            const bool plain = cmd.kind == ChatCommand::Kind::text || (cmd.kind == ChatCommand::Kind::me && !cmd.text.empty());
+            if (plain && (!o_.rate.limited() || m->bucket.take(o_.rate, clock::now()))) {
+                if (!said.fits(cmd.text)) say_lines(*m, said, flushing, pending);
+                said.add(cmd.kind == ChatCommand::Kind::me ? Said::Kind::me : Said::Kind::msg, cmd.text);
+                if (said.full()) say_lines(*m, said, flushing, pending);
+                continue;
+            }
+            say_lines(*m, said, flushing, pending);
+            co_await run_line(m, asking, line.text, quitting, pacer, pending);
+            flushing.queued += pending.size();
         }
-        m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
-        co_await run_line(m, asking, line.text, quitting, pacer, pending);
+    } catch (...) {
+        say_lines(*m, said, flushing, pending);  // what was read is not lost
+        throw;
     }
+    say_lines(*m, said, flushing, pending);
+}
+
+void Chat::say_lines(Member& m, SaidLines& said, Flushing& flushing, FlushList& pending) {
+    if (said.empty()) return;
+    hub_.say_lines(m, said, pending);
+    said.clear();
+    flushing.queued += pending.size();
 }
 
 asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* asking, std::string_view text,
@@ -127,18 +156,25 @@ asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* a
 // What a reader's commands queued goes out when its input runs dry, and
 // every 64 lines of a long burst: one send per recipient for all of them.
 // In a large room the reader also lets the loop turn (without flushing)
-// each time the lines times the recipients pass another 16,384, about a
-// millisecond of queueing, so that one reader's turn of the loop stays short.
-asio::awaitable<void> Chat::flush_when_dry(const LineReader& lines, std::size_t& since_flush, FlushList& pending) {
+// each time the broadcasts times their recipients pass another 16,384,
+// about a millisecond of queueing, so that one reader's turn of the loop
+// stays short. Lines gathered for a broadcast are told first.
+asio::awaitable<void> Chat::flush_when_dry(const LineReader& lines, Flushing& flushing, Member& m, SaidLines& said,
+                                           FlushList& pending) {
     constexpr std::size_t max_lines = 64, max_queued = 16384;
-    if (pending.empty()) co_return;
-    if (lines.ready() && ++since_flush < max_lines) {
-        if ((since_flush - 1) * pending.size() / max_queued != since_flush * pending.size() / max_queued)
+    if (pending.empty() && said.empty()) co_return;
+    if (lines.ready() && ++flushing.lines < max_lines) {
+        if (flushing.queued >= max_queued) {
+            say_lines(m, said, flushing, pending);
+            flushing.queued = 0;
             co_await asio::post(co_await asio::this_coro::executor, asio::deferred);
+        }
         co_return;
     }
+    say_lines(m, said, flushing, pending);
     co_await out_.flush_sliced(pending);
-    since_flush = 0;
+    flushing.lines = 0;
+    flushing.queued = 0;
 }
 
 // Fakelag, as IRC servers do it: a client over its rate is not read until
