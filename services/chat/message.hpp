@@ -2,10 +2,11 @@
 //
 // A Message is one line as sent on the wire (its line ending included), or
 // several lines said in a row by one member (`lines` counts them against a
-// recipient's max_queue), immutable once published and reference-counted (boost::intrusive_ptr, one
-// atomic per reference); the pool recycles it, so the data path allocates
-// nothing in the steady state. Ring is the bounded queue that holds the
-// references (a member's outbox, a room's history).
+// recipient's max_queue). It is immutable once published and
+// reference-counted (boost::intrusive_ptr, one atomic per reference); the
+// pool recycles it, so the data path allocates nothing in the steady state.
+// Ring is the bounded queue that holds the references (a member's outbox, a
+// room's history).
 #pragma once
 
 #include <boost/intrusive_ptr.hpp>
