@@ -95,8 +95,8 @@ private:
                                                 FlushList& pending);
     // The gathered lines to the room (none: nothing).
     void say_lines(Member& m, SaidLines& said, Flushing& flushing, FlushList& pending);
-    // One line of the line protocol (a TCP line or a WebSocket message).
-    boost::asio::awaitable<void> run_line(const std::shared_ptr<Member>& m, Asking* asking, std::string_view text,
+    // One line of the line protocol (a TCP line or a WebSocket message), parsed.
+    boost::asio::awaitable<void> run_line(const std::shared_ptr<Member>& m, Asking* asking, const ChatCommand& cmd,
                                           bool& quitting, boost::asio::steady_timer& pacer, FlushList& pending);
     // `last`: queued after everything else (a WebSocket close frame); with
     // `drain`, the writer gets 2 s to send what is queued even when the

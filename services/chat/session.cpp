@@ -115,6 +115,7 @@ asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Memb
             }
             m->eol = line.ending == "\n" ? "\n" : "\r\n";  // literals: the line's own bytes go with the next read
             const ChatCommand cmd = parse_chat_line(line.text);
+            if (cmd.kind == ChatCommand::Kind::empty) continue;  // ignored: nothing to tell first
             const bool plain = cmd.kind == ChatCommand::Kind::text || (cmd.kind == ChatCommand::Kind::me && !cmd.text.empty());
             if (plain && (!o_.rate.limited() || m->bucket.take(o_.rate, clock::now()))) {
                 if (!said.fits(cmd.text)) say_lines(*m, said, flushing, pending);
@@ -123,7 +124,7 @@ asio::awaitable<void> Chat::read_lines(Connection& c, const std::shared_ptr<Memb
                 continue;
             }
             say_lines(*m, said, flushing, pending);
-            co_await run_line(m, asking, line.text, quitting, pacer, pending);
+            co_await run_line(m, asking, cmd, quitting, pacer, pending);
             flushing.queued += pending.size();
         }
     } catch (...) {
@@ -140,9 +141,8 @@ void Chat::say_lines(Member& m, SaidLines& said, Flushing& flushing, FlushList& 
     flushing.queued += pending.size();
 }
 
-asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* asking, std::string_view text,
+asio::awaitable<void> Chat::run_line(const std::shared_ptr<Member>& m, Asking* asking, const ChatCommand& cmd,
                                      bool& quitting, asio::steady_timer& pacer, FlushList& pending) {
-    const ChatCommand cmd = parse_chat_line(text);
     if (cmd.kind == ChatCommand::Kind::empty) co_return;
     if (o_.rate.limited() && !m->bucket.take(o_.rate, clock::now())) co_await pace(*m, pacer, pending);
     if (uses_directory(cmd.kind)) {

@@ -235,7 +235,8 @@ asio::awaitable<void> Chat::ws_read(WsStream& ws, const std::shared_ptr<Member>&
         } else if (irc) {
             co_await irc_line(m, asking, *irc, text, quitting, pacer, pending);
         } else {
-            co_await run_line(m, asking, text, quitting, pacer, pending);
+            const ChatCommand cmd = parse_chat_line(text);
+            co_await run_line(m, asking, cmd, quitting, pacer, pending);
         }
         dropping = false;
         message.clear();
