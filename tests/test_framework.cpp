@@ -95,6 +95,29 @@ TEST_CASE("TCP echo: data and the end of stream in one go, around the 128-byte r
     }
 }
 
+TEST_CASE("TCP echo: 40 connections in lock step switch between 4 KiB and 64 B messages, every byte back in order") {
+    // After a read larger than the connection's 128-byte buffer, read_shared()
+    // waits for readiness and reads straight into the loop's buffer; a
+    // readiness left over from an earlier read finds nothing there, and the
+    // read falls back to the buffered one instead of failing. Many
+    // connections sending at once make such stale readiness likely.
+    RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
+    std::vector<TcpClient> clients;
+    for (int i = 0; i < 40; ++i) clients.emplace_back(rs.tcp("echo"));
+    for (int round = 0; round < 30; ++round) {
+        const std::size_t size = (round / 5) % 2 == 0 ? 4096 : 64;
+        std::vector<std::string> sent;
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            sent.push_back(random_bytes(size, static_cast<int>(round * 100 + i)));
+            clients[i].send(sent.back());
+        }
+        for (std::size_t i = 0; i < clients.size(); ++i) {
+            INFO("round " << round << ", client " << i << ", " << size << " bytes");
+            REQUIRE(clients[i].recv_exact(size) == sent[i]);
+        }
+    }
+}
+
 TEST_CASE("TCP echo over IPv6") {
     RunningServer rs("[echo]\ntcp = [::1]:0\nudp = [::1]:0\n");
     REQUIRE(rs.tcp("echo").address().is_v6());
