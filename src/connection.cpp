@@ -23,7 +23,6 @@
 #include <stdexcept>
 #include <cstring>
 #include <memory>
-#include <utility>
 
 namespace coserve {
 
@@ -121,11 +120,6 @@ asio::ip::tcp::socket* Connection::plain_read_socket() noexcept {
     return &s_.socket;
 }
 
-bool Connection::wait_then_read() noexcept {
-    s_.read_waits = s_.large_reads;  // (a plugin built before this asks nothing: it reads into `small`)
-    return s_.read_waits;
-}
-
 asio::mutable_buffer Connection::small_buffer() noexcept {
     return asio::buffer(s_.small);
 }
@@ -139,14 +133,12 @@ void Connection::start_other_read(asio::any_completion_handler<void(boost::syste
 }
 
 std::span<const char> Connection::finish_shared_read(boost::system::error_code& ec, std::size_t n) {
-    // Two ways to read, measured per message (docs/benchmarks.md):
-    // - Asio's own read into the connection's small buffer: a recv that
-    //   Asio tries before waiting (mostly EAGAIN), then one after the wake-up;
-    //   what does not fit is read at once into the loop's buffer behind it.
-    //   Two recvs for a message that fits, three for one that does not.
-    // - After a read larger than that buffer: a wait for readiness (Asio
-    //   re-arms it with one epoll_ctl), then one recv into the loop's buffer.
-    const bool waited = std::exchange(s_.read_waits, false);
+    // Asio's own read into the connection's small buffer: Asio tries a recv
+    // when the read starts (mostly EAGAIN: the client has not answered yet)
+    // and one more after the wake-up; what does not fit is read at once into
+    // the loop's buffer behind it. Waiting for readiness instead costs an
+    // epoll_ctl per wait, which measured no better (docs/benchmarks.md,
+    // "syscalls per message").
     s_.waiting_input = false;
     if (!ec && s_.park_asked) {  // the input came first: it does not park
         s_.park_asked = false;
@@ -156,21 +148,7 @@ std::span<const char> Connection::finish_shared_read(boost::system::error_code& 
         if (end_of_stream(ec)) ec = {};
         return {};
     }
-    if (waited) {
-        n = s_.socket.read_some(asio::buffer(loop_buffer), ec);
-        if (ec) {
-            // Readiness left over from a read that already took the bytes:
-            // read_shared() reads again the buffered way.
-            if (ec == asio::error::would_block || ec == asio::error::try_again) {
-                s_.large_reads = false;
-                ec = asio::error::would_block;
-            }
-            if (end_of_stream(ec)) ec = {};
-            return {};
-        }
-    } else {
-        std::memcpy(loop_buffer.data(), s_.small.data(), n);
-    }
+    std::memcpy(loop_buffer.data(), s_.small.data(), n);
     if (s_.tls) {
         // What OpenSSL has already decrypted is read without touching the socket.
         while (n < loop_buffer.size()) {
@@ -182,7 +160,7 @@ std::span<const char> Connection::finish_shared_read(boost::system::error_code& 
                                    more_ec);
             if (more_ec) break;
         }
-    } else if (n == s_.small.size() && !waited) {
+    } else if (n == s_.small.size()) {
         boost::system::error_code more_ec;
         n += s_.socket.read_some(asio::buffer(loop_buffer.data() + n, loop_buffer.size() - n), more_ec);
         if (!more_ec) {
@@ -193,7 +171,6 @@ std::span<const char> Connection::finish_shared_read(boost::system::error_code& 
             return {};
         }
     }
-    s_.large_reads = n > s_.small.size();
     s_.bytes_in += n;
     s_.touch();
     return {loop_buffer.data(), n};

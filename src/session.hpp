@@ -100,8 +100,6 @@ public:
     bool timed_out = false;
     bool eof_pending = false;          // read_shared() saw the end after returning data
     bool waiting_input = false;        // in read_shared()'s wait on the plain socket (it may park)
-    bool large_reads = false;          // read_shared()'s last read took more than `small` holds
-    bool read_waits = false;           // the read in progress is a wait, then a read into the loop's buffer
     bool park_asked = false;           // the sweep cancelled that wait: the session parks
     std::array<char, 128> small{};     // read_shared()'s own buffer: one message of a chatty protocol
 

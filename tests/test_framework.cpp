@@ -96,11 +96,11 @@ TEST_CASE("TCP echo: data and the end of stream in one go, around the 128-byte r
 }
 
 TEST_CASE("TCP echo: 40 connections in lock step switch between 4 KiB and 64 B messages, every byte back in order") {
-    // After a read larger than the connection's 128-byte buffer, read_shared()
-    // waits for readiness and reads straight into the loop's buffer; a
-    // readiness left over from an earlier read finds nothing there, and the
-    // read falls back to the buffered one instead of failing. Many
-    // connections sending at once make such stale readiness likely.
+    // read_shared() reads 128 bytes into the connection's buffer and the rest
+    // of a 4 KiB message into the loop's buffer, shared by every connection of
+    // the loop: 40 connections whose messages all arrive at once check that
+    // no connection's bytes end up in another's reply, and switching sizes
+    // keeps every byte in order.
     RunningServer rs("[echo]\ntcp = 127.0.0.1:0\n");
     std::vector<TcpClient> clients;
     for (int i = 0; i < 40; ++i) clients.emplace_back(rs.tcp("echo"));

@@ -27,7 +27,6 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
@@ -82,15 +81,7 @@ public:
                    // (The error goes as a code: Asio 1.26 cannot complete an awaited
                    // operation with (exception_ptr, T), which would let it say "read:".)
                    const auto data = finish_shared_read(ec, n);
-                   // would_block: the wait's readiness was stale; read as usual.
-                   return asio::deferred.when(ec != asio::error::would_block)
-                       .then(asio::deferred.values(ec, data))
-                       .otherwise(asio::async_initiate<const asio::deferred_t&, void(boost::system::error_code, std::size_t)>(
-                                      SmallRead{this}, asio::deferred) |
-                                  asio::deferred([this](boost::system::error_code ec2, std::size_t n2) {
-                                      const auto data2 = finish_shared_read(ec2, n2);
-                                      return asio::deferred.values(ec2, data2);
-                                  }));
+                   return asio::deferred.values(ec, data);
                });
     }
 
@@ -189,32 +180,15 @@ private:
         Connection* c;
         template <class Handler>
         void operator()(Handler&& handler) const {
-            if (auto* socket = c->plain_read_socket()) {
-                if (c->wait_then_read())
-                    socket->async_wait(boost::asio::socket_base::wait_read,
-                                       boost::asio::append(std::forward<Handler>(handler), std::size_t{0}));
-                else
-                    socket->async_read_some(c->small_buffer(), std::forward<Handler>(handler));
-            }
+            if (auto* socket = c->plain_read_socket())
+                socket->async_read_some(c->small_buffer(), std::forward<Handler>(handler));
             else
                 c->start_other_read(boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>(
                     std::forward<Handler>(handler)));
         }
     };
-    // The buffered read again, after a wait whose readiness was stale.
-    struct SmallRead {
-        Connection* c;
-        template <class Handler>
-        void operator()(Handler&& handler) const {
-            c->plain_read_socket()->async_read_some(c->small_buffer(), std::forward<Handler>(handler));
-        }
-    };
     boost::asio::ip::tcp::socket* plain_read_socket() noexcept;  // null: TLS, or the end already seen
     boost::asio::mutable_buffer small_buffer() noexcept;
-    // True when the last read took more than the small buffer holds: this
-    // one waits for readiness and reads straight into the loop's buffer
-    // (one recv and one epoll_ctl, not a speculative recv and two more).
-    bool wait_then_read() noexcept;
     void start_other_read(boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)> handler);
     // After the read: the rest of what is there into the loop's buffer, the
     // counts and the activity mark; `ec` cleared at end of stream.
