@@ -138,7 +138,7 @@ std::span<const char> Connection::finish_shared_read(boost::system::error_code& 
     // and one more after the wake-up; what does not fit is read at once into
     // the loop's buffer behind it. Waiting for readiness instead costs an
     // epoll_ctl per wait, which measured no better (docs/benchmarks.md,
-    // "syscalls per message").
+    // "system calls per message").
     s_.waiting_input = false;
     if (!ec && s_.park_asked) {  // the input came first: it does not park
         s_.park_asked = false;
