@@ -11,10 +11,13 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 using namespace testing;
 using coserve::services::ChatCommand;
@@ -38,6 +41,14 @@ std::pair<std::unique_ptr<LineClient>, std::string> join(RunningServer& rs, cons
 }
 
 const char* const chat_config = "[chat]\ntcp = 127.0.0.1:0\n";
+
+// The /who reply for #lobby holding `names` (listed sorted).
+std::string lobby_who(std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    std::string reply = "* " + std::to_string(names.size()) + " in #lobby: ";
+    for (std::size_t i = 0; i < names.size(); ++i) reply += (i ? ", " : "") + names[i];
+    return reply;
+}
 
 }  // namespace
 
@@ -74,9 +85,7 @@ TEST_CASE("chat: welcome, join notices, and text reaching the others but not the
     CHECK(b->line() == "<" + an + "> hello all");
     // The sender does not get its own line back: its next line is the /who reply.
     a->send_line("/who");
-    auto names = std::vector<std::string>{an, bn};
-    std::sort(names.begin(), names.end());
-    CHECK(a->line() == "* 2 in #lobby: " + names[0] + ", " + names[1]);
+    CHECK(a->line() == lobby_who({an, bn}));
     b->send("lf only\n");  // a bare LF ends a line too
     CHECK(a->line() == "<" + bn + "> lf only");
 }
@@ -98,9 +107,7 @@ TEST_CASE("chat: lines sent in one write stay in order with the commands between
     CHECK(b->line() == "<zed> /four");
     CHECK(b->line() == "<zed> five");
     CHECK(a->line() == "* you are now known as zed");
-    auto names = std::vector<std::string>{"zed", bn};
-    std::sort(names.begin(), names.end());
-    CHECK(a->line() == "* 2 in #lobby: " + names[0] + ", " + names[1]);
+    CHECK(a->line() == lobby_who({"zed", bn}));
     CHECK(a->line() == "* error: usage: /me ACTION");
 }
 
